@@ -1,0 +1,619 @@
+//! The api service: patients, appointments, calls, history, playback, erasure.
+//!
+//! JSON over HTTP with bearer tokens; the routes, bodies and status codes are
+//! those of [`crate::openapi::document`]. Data lives in SQLite (the private
+//! `db` module), media in the media service, reached through a [`MediaLink`].
+//!
+//! **Invariants.** The SQLite mutex is only taken inside `ApiState::db`, whose
+//! closure is synchronous, so it is never held across an `.await`. Handlers
+//! never panic and answer every client error with a JSON 4xx: each extractor
+//! rejects with an `ApiError`. "Not yours" and "unknown" are the same 404, so
+//! ids reveal nothing. An action that needs media validates, calls the media
+//! service, then validates again as it commits, and discards media it opened if
+//! the commit is refused; a media failure is a 502 that changed nothing.
+//!
+//! With no fault planted, a patient never lists, fetches or changes another
+//! patient's recordings. Each planted fault is a marked branch guarded by
+//! `faults.contains(..)`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Db, HistoryItem};
+use crate::error::{ApiError, json_errors};
+use crate::fault::{Fault, FaultSet};
+use crate::link::{MediaError, MediaLink};
+use crate::media::CHUNK_BYTES_MAX;
+use crate::{Config, StartError};
+
+/// The largest JSON request body: 64 KiB, far more than any request needs.
+pub const JSON_BODY_BYTES_MAX: usize = 64 << 10;
+
+/// The most history items one page may ask for.
+pub const PER_PAGE_MAX: u32 = 100;
+
+/// History items per page when `per_page` is not given.
+pub const PER_PAGE_DEFAULT: u32 = 10;
+
+/// The header playback uses to say whether the bytes are audio or video.
+pub const RECORDING_KIND_HEADER: &str = "x-recording-kind";
+
+/// Everything the api service's handlers share. Cloning shares it.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The shared part, behind one `Arc`.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The store; locked only inside [`ApiState::db`].
+    db: Mutex<Db>,
+    /// The planted faults; fixed for the life of the service.
+    faults: FaultSet,
+    /// How to reach the media service.
+    media: MediaLink,
+    /// `history-cache-shared`: history bodies by `(page, per_page)`, not by patient.
+    history_cache: Mutex<HashMap<(u32, u32), serde_json::Value>>,
+    /// `upgrade-phantom`: the patient who last viewed their history.
+    last_history_viewer: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("faults", &self.inner.faults)
+            .field("media", &self.inner.media)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// Opens the database (`config.db_path`, or in memory) and builds the state.
+    pub fn new(config: &Config, media: MediaLink) -> Result<ApiState, StartError> {
+        let db = Db::open(config.db_path.as_deref()).map_err(|source| StartError::Database {
+            path: config
+                .db_path
+                .as_ref()
+                .map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string()),
+            source,
+        })?;
+        Ok(ApiState {
+            inner: Arc::new(Inner {
+                db: Mutex::new(db),
+                faults: config.faults.clone(),
+                media,
+                history_cache: Mutex::new(HashMap::new()),
+                last_history_viewer: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The planted faults.
+    pub fn faults(&self) -> &FaultSet {
+        &self.inner.faults
+    }
+
+    fn has(&self, fault: Fault) -> bool {
+        self.inner.faults.contains(fault)
+    }
+
+    fn media(&self) -> &MediaLink {
+        &self.inner.media
+    }
+
+    /// Runs `f` with the store locked. The closure is synchronous, so the lock
+    /// cannot be held across an `.await`.
+    fn db<T, E>(&self, f: impl FnOnce(&mut Db) -> Result<T, E>) -> Result<T, ApiError>
+    where
+        ApiError: From<E>,
+    {
+        let mut db = lock(&self.inner.db);
+        Ok(f(&mut db)?)
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: every critical section here is a
+/// single SQLite transaction (rolled back on unwind) or a single map update.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl From<MediaError> for ApiError {
+    fn from(_: MediaError) -> Self {
+        ApiError::media_unavailable()
+    }
+}
+
+/// The api service's router, with its state.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/patients", post(register))
+        .route("/v1/appointments", post(book))
+        .route("/v1/appointments/{id}", delete(cancel))
+        .route("/v1/appointments/{id}/call", post(start_call))
+        .route("/v1/calls/{id}/upgrade", post(upgrade))
+        .route(
+            "/v1/calls/{id}/media",
+            post(send_media).layer(DefaultBodyLimit::max(CHUNK_BYTES_MAX)),
+        )
+        .route("/v1/calls/{id}/end", post(end_call))
+        .route("/v1/me/recordings", get(history))
+        .route("/v1/recordings/{id}", get(playback).delete(erase))
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            invalidate_history_cache,
+        ))
+        .layer(axum::middleware::map_response(json_errors))
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------
+// Extractors: each rejects with a JSON `ApiError`, never axum's plain text.
+
+/// The authenticated caller, from `Authorization: Bearer TOKEN`.
+struct Patient {
+    /// The caller's patient id.
+    id: String,
+}
+
+impl FromRequestParts<ApiState> for Patient {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("malformed authorization header"))?;
+        let id = state
+            .db(|db| db.patient_by_token(token))?
+            .ok_or_else(|| ApiError::unauthorized("invalid bearer token"))?;
+        Ok(Patient { id })
+    }
+}
+
+/// The `{id}` path segment. An id that does not even decode cannot name
+/// anything, so it is a 404 like any unknown id.
+struct Id(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Id(id))
+            .map_err(|_| ApiError::not_found("not found"))
+    }
+}
+
+/// A JSON body, parsed whatever its content type; 400 if it does not parse.
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::unreadable_body(rejection.status()))?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|err| ApiError::bad_request(json_problem(&err)))
+    }
+}
+
+/// A short description of a JSON error that never quotes the body.
+fn json_problem(err: &serde_json::Error) -> &'static str {
+    use serde_json::error::Category;
+    match err.classify() {
+        // serde's own data messages can quote values, so only the kind is told.
+        Category::Data if err.to_string().starts_with("missing field") => {
+            "json body is missing a required field"
+        }
+        Category::Data => "json body does not match the schema",
+        Category::Syntax | Category::Eof | Category::Io => "malformed json body",
+    }
+}
+
+/// A raw request body (a media chunk); 413 over the route's limit.
+struct Chunk(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Chunk {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(request, state)
+            .await
+            .map(Chunk)
+            .map_err(|rejection| ApiError::unreadable_body(rejection.status()))
+    }
+}
+
+/// `?page=&per_page=` of the history view, validated.
+struct PageParams {
+    page: u32,
+    per_page: u32,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        #[derive(Deserialize)]
+        struct Raw {
+            page: Option<String>,
+            per_page: Option<String>,
+        }
+        let Query(raw) = Query::<Raw>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::bad_request("malformed query string"))?;
+        let page = match raw.page {
+            None => 1,
+            Some(page) => page
+                .parse::<u32>()
+                .ok()
+                .filter(|page| *page >= 1)
+                .ok_or_else(|| ApiError::bad_request("page must be an integer >= 1"))?,
+        };
+        let per_page = match raw.per_page {
+            None => PER_PAGE_DEFAULT,
+            Some(per_page) => per_page
+                .parse::<u32>()
+                .ok()
+                .filter(|per_page| (1..=PER_PAGE_MAX).contains(per_page))
+                .ok_or_else(|| {
+                    ApiError::bad_request("per_page must be an integer from 1 to 100")
+                })?,
+        };
+        Ok(PageParams { page, per_page })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Request and response bodies.
+
+#[derive(Deserialize)]
+struct RegisterRequest {
+    display_name: String,
+}
+
+#[derive(Serialize)]
+struct Registered {
+    patient_id: String,
+    token: String,
+    display_name: String,
+}
+
+#[derive(Deserialize)]
+struct BookRequest {
+    slot: String,
+    #[serde(default)]
+    notes: String,
+}
+
+#[derive(Serialize)]
+struct CallView {
+    call_id: String,
+    recording_id: String,
+    mode: &'static str,
+}
+
+#[derive(Serialize)]
+struct Received {
+    received: usize,
+}
+
+#[derive(Serialize)]
+struct CallEnded {
+    call_id: String,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct HistoryPage {
+    page: u32,
+    per_page: u32,
+    total: i64,
+    items: Vec<HistoryItem>,
+}
+
+fn json<T: Serialize>(status: StatusCode, body: T) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Handlers.
+
+async fn register(
+    State(state): State<ApiState>,
+    JsonBody(request): JsonBody<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    let (patient_id, token) = state.db(|db| db.register(&request.display_name))?;
+    let body = Registered {
+        patient_id,
+        token,
+        display_name: request.display_name,
+    };
+    Ok(json(StatusCode::CREATED, body))
+}
+
+async fn book(
+    State(state): State<ApiState>,
+    patient: Patient,
+    JsonBody(request): JsonBody<BookRequest>,
+) -> Result<Response, ApiError> {
+    let faults = state.faults();
+    let appointment = state.db(|db| db.book(&patient.id, &request.slot, &request.notes, faults))?;
+    Ok(json(StatusCode::CREATED, appointment))
+}
+
+async fn cancel(
+    State(state): State<ApiState>,
+    patient: Patient,
+    Id(appointment_id): Id,
+) -> Result<StatusCode, ApiError> {
+    state.db(|db| db.cancel(&patient.id, &appointment_id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn start_call(
+    State(state): State<ApiState>,
+    patient: Patient,
+    Id(appointment_id): Id,
+) -> Result<Response, ApiError> {
+    state.db(|db| db.check_start_call(&patient.id, &appointment_id))?;
+    let media_id = state.media().open().await?;
+    let started = state.db(|db| db.start_call(&patient.id, &appointment_id, &media_id));
+    let (call_id, recording_id) = match started {
+        Ok(ids) => ids,
+        Err(err) => {
+            state.media().discard(&media_id).await;
+            return Err(err);
+        }
+    };
+    let body = CallView {
+        call_id,
+        recording_id,
+        mode: "audio",
+    };
+    Ok(json(StatusCode::CREATED, body))
+}
+
+async fn upgrade(
+    State(state): State<ApiState>,
+    patient: Patient,
+    Id(call_id): Id,
+) -> Result<Response, ApiError> {
+    let call = state.db(|db| db.check_upgrade(&patient.id, &call_id))?;
+    let media = state.media();
+    let video_media = media.open().await?;
+    // Closing is idempotent, so closing before the commit is safe even if the
+    // commit is refused: the call was ended or upgraded meanwhile, and either
+    // closed this audio media too.
+    if let Err(err) = media.close(&call.current_media_id).await {
+        media.discard(&video_media).await;
+        return Err(err.into());
+    }
+    let viewer = if state.has(Fault::UpgradePhantom) {
+        lock(&state.inner.last_history_viewer).clone()
+    } else {
+        None
+    };
+    let phantom_media = match viewer {
+        Some(_) => match media.open_closed().await {
+            Ok(media_id) => Some(media_id),
+            Err(err) => {
+                media.discard(&video_media).await;
+                return Err(err.into());
+            }
+        },
+        None => None,
+    };
+    let phantom = viewer.as_deref().zip(phantom_media.as_deref());
+    let faults = state.faults();
+    let upgraded = state.db(|db| db.upgrade(&patient.id, &call_id, &video_media, phantom, faults));
+    match upgraded {
+        Ok(upgraded) => {
+            if let Some(unused) = upgraded.unused_phantom_media {
+                media.discard(&unused).await;
+            }
+            let body = CallView {
+                call_id,
+                recording_id: upgraded.recording_id,
+                mode: "video",
+            };
+            Ok(json(StatusCode::OK, body))
+        }
+        Err(err) => {
+            media.discard(&video_media).await;
+            if let Some(phantom_media) = phantom_media {
+                media.discard(&phantom_media).await;
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn send_media(
+    State(state): State<ApiState>,
+    patient: Patient,
+    Id(call_id): Id,
+    Chunk(chunk): Chunk,
+) -> Result<Response, ApiError> {
+    let faults = state.faults();
+    let (recording_id, media_id) = state.db(|db| db.route_media(&patient.id, &call_id, faults))?;
+    let received = chunk.len();
+    match state.media().append(&media_id, chunk).await {
+        Ok(()) => {}
+        // The target's media is gone: it was erased after the call moved on.
+        Err(MediaError::NotFound) => {
+            return Err(ApiError::conflict("recording no longer accepts media"));
+        }
+        Err(err) => return Err(err.into()),
+    }
+    state.db(|db| db.add_bytes(&recording_id, received))?;
+    Ok(json(StatusCode::ACCEPTED, Received { received }))
+}
+
+async fn end_call(
+    State(state): State<ApiState>,
+    patient: Patient,
+    Id(call_id): Id,
+) -> Result<Response, ApiError> {
+    let call = state.db(|db| db.check_end(&patient.id, &call_id))?;
+    let media = state.media();
+    media.close(&call.current_media_id).await?;
+    let finished_media = state.db(|db| db.end_call(&patient.id, &call_id))?;
+    if finished_media != call.current_media_id {
+        // Upgraded between the check and the commit: close the video media too.
+        // The recording is already finished in the store, which is what counts.
+        if let Err(err) = media.close(&finished_media).await {
+            eprintln!("clinic: could not close a finished recording's media: {err}");
+        }
+    }
+    let body = CallEnded {
+        call_id,
+        status: "ended",
+    };
+    Ok(json(StatusCode::OK, body))
+}
+
+async fn history(
+    State(state): State<ApiState>,
+    patient: Patient,
+    PageParams { page, per_page }: PageParams,
+) -> Result<Response, ApiError> {
+    if state.has(Fault::UpgradePhantom) {
+        *lock(&state.inner.last_history_viewer) = Some(patient.id.clone());
+    }
+    let cached = state.has(Fault::HistoryCacheShared);
+    if cached {
+        // The bug: the key has no patient in it.
+        if let Some(hit) = lock(&state.inner.history_cache).get(&(page, per_page)) {
+            return Ok(json(StatusCode::OK, hit));
+        }
+    }
+    let owner_filter = !(state.has(Fault::HistoryPage2Unfiltered) && page >= 2);
+    let (total, items) = state.db(|db| db.history(&patient.id, page, per_page, owner_filter))?;
+    let body = HistoryPage {
+        page,
+        per_page,
+        total,
+        items,
+    };
+    if cached {
+        let value = serde_json::to_value(&body).map_err(|err| ApiError::internal(&err))?;
+        lock(&state.inner.history_cache).insert((page, per_page), value);
+    }
+    Ok(json(StatusCode::OK, body))
+}
+
+async fn playback(
+    State(state): State<ApiState>,
+    patient: Patient,
+    Id(recording_id): Id,
+) -> Result<Response, ApiError> {
+    let faults = state.faults();
+    let (kind, media_id) = state.db(|db| db.playback(&patient.id, &recording_id, faults))?;
+    let bytes = match state.media().fetch(&media_id).await {
+        Ok(bytes) => bytes,
+        // Erased between the lookup and the fetch.
+        Err(MediaError::NotFound) => return Err(ApiError::not_found("recording not found")),
+        Err(err) => return Err(err.into()),
+    };
+    let kind = HeaderValue::from_str(&kind).map_err(|err| ApiError::internal(&err))?;
+    let headers = [
+        (
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        ),
+        (HeaderName::from_static(RECORDING_KIND_HEADER), kind),
+    ];
+    Ok((headers, bytes).into_response())
+}
+
+async fn erase(
+    State(state): State<ApiState>,
+    patient: Patient,
+    Id(recording_id): Id,
+) -> Result<StatusCode, ApiError> {
+    let media_id = state.db(|db| db.erase(&patient.id, &recording_id))?;
+    if state.has(Fault::ErasureLeavesMedia) {
+        // The bug: the row is hidden, the media stays.
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    match state.media().delete(&media_id).await {
+        Ok(()) | Err(MediaError::NotFound) => Ok(StatusCode::NO_CONTENT),
+        Err(err) => {
+            state.db(|db| db.unerase(&recording_id))?;
+            Err(err.into())
+        }
+    }
+}
+
+async fn openapi() -> Response {
+    axum::Json(crate::openapi::document()).into_response()
+}
+
+async fn healthz(State(state): State<ApiState>) -> Response {
+    if state.media().healthy().await {
+        json(
+            StatusCode::OK,
+            serde_json::json!({ "status": "ok", "service": "api" }),
+        )
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "status": "unavailable",
+                "service": "api",
+                "error": "media service unavailable",
+            }),
+        )
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not found")
+}
+
+/// Middleware: under `history-cache-shared`, every POST or DELETE under `/v1`
+/// empties the history cache once it has been handled. Without the fault there
+/// is no cache and this does nothing.
+async fn invalidate_history_cache(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mutating = matches!(*request.method(), Method::POST | Method::DELETE)
+        && request.uri().path().starts_with("/v1/");
+    let response = next.run(request).await;
+    if mutating && state.has(Fault::HistoryCacheShared) {
+        lock(&state.inner.history_cache).clear();
+    }
+    response
+}

@@ -1,0 +1,700 @@
+//! The api service's store: SQLite through rusqlite, one connection.
+//!
+//! Tables: `patients`, `appointments`, `consultations` (one per booking),
+//! `calls`, `recordings`, and `counters` holding the global sequence number that
+//! orders calls and recordings (never the wall clock).
+//!
+//! **Ownership** of a call or a recording is never stored: it is the patient of
+//! the appointment of its consultation (`→ consultations → appointments`).
+//! History, playback and erasure all resolve it through that join, which is
+//! exactly what lets a re-pointed consultation leak (`rebook-reuses-consultation`).
+//!
+//! Every method runs synchronously under the caller's lock and never awaits.
+//! Actions that need the media service are split in two: a `check_*` that
+//! validates before the media call, and a commit that validates again inside
+//! its transaction, because another request may have run in between.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::fault::{Fault, FaultSet};
+use crate::ids;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('seq', 0);
+CREATE TABLE IF NOT EXISTS patients (
+    id TEXT PRIMARY KEY,
+    token TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS appointments (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients(id),
+    slot TEXT NOT NULL,
+    notes TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('booked', 'cancelled'))
+);
+CREATE INDEX IF NOT EXISTS appointments_patient ON appointments(patient_id);
+CREATE TABLE IF NOT EXISTS consultations (
+    id TEXT PRIMARY KEY,
+    appointment_id TEXT NOT NULL REFERENCES appointments(id)
+);
+CREATE INDEX IF NOT EXISTS consultations_appointment ON consultations(appointment_id);
+CREATE TABLE IF NOT EXISTS calls (
+    id TEXT PRIMARY KEY,
+    consultation_id TEXT NOT NULL REFERENCES consultations(id),
+    mode TEXT NOT NULL CHECK (mode IN ('audio', 'video')),
+    status TEXT NOT NULL CHECK (status IN ('active', 'ended')),
+    started_seq INTEGER NOT NULL,
+    current_recording_id TEXT NOT NULL,
+    misroute_pending INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS calls_consultation ON calls(consultation_id);
+CREATE TABLE IF NOT EXISTS recordings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    consultation_id TEXT NOT NULL REFERENCES consultations(id),
+    call_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('audio', 'video')),
+    status TEXT NOT NULL CHECK (status IN ('recording', 'finished')),
+    media_id TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    erased INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS recordings_consultation ON recordings(consultation_id);
+";
+
+/// The owner-resolving join every recording query goes through.
+const RECORDING_OWNER_JOIN: &str = "recordings r
+    JOIN consultations k ON k.id = r.consultation_id
+    JOIN appointments a ON a.id = k.appointment_id";
+
+/// An appointment as the booking response shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Appointment {
+    /// Its id.
+    pub(crate) appointment_id: String,
+    /// The slot as given.
+    pub(crate) slot: String,
+    /// The notes as given.
+    pub(crate) notes: String,
+    /// Always `booked` when just booked.
+    pub(crate) status: &'static str,
+}
+
+/// A call of the caller's, with the media id of its current recording.
+#[derive(Debug)]
+pub(crate) struct CallRow {
+    /// `audio` or `video`.
+    pub(crate) mode: String,
+    /// `active` or `ended`.
+    pub(crate) status: String,
+    /// The recording media is appended to.
+    pub(crate) current_recording_id: String,
+    /// The current recording's media object.
+    pub(crate) current_media_id: String,
+}
+
+/// One row of the history view.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct HistoryItem {
+    /// The recording's id.
+    pub(crate) recording_id: String,
+    /// The call it was recorded on.
+    pub(crate) call_id: String,
+    /// The appointment its consultation belongs to.
+    pub(crate) appointment_id: String,
+    /// `audio` or `video`.
+    pub(crate) kind: String,
+    /// `recording` or `finished`.
+    pub(crate) status: String,
+    /// How many media bytes have been appended to it.
+    pub(crate) bytes: i64,
+}
+
+/// What an upgrade created.
+#[derive(Debug)]
+pub(crate) struct Upgraded {
+    /// The new video recording, now the call's current one.
+    pub(crate) recording_id: String,
+    /// The phantom's media object if no phantom row was inserted after all;
+    /// the caller discards it.
+    pub(crate) unused_phantom_media: Option<String>,
+}
+
+/// A recording with its resolved owner.
+struct RecordingRow {
+    kind: String,
+    status: String,
+    media_id: String,
+    erased: bool,
+    owner: String,
+}
+
+/// The connection and every query the api service makes.
+pub(crate) struct Db {
+    conn: Connection,
+}
+
+impl Db {
+    /// Opens the database at `path` (a file, created if missing) or in memory,
+    /// and creates any missing tables.
+    pub(crate) fn open(path: Option<&Path>) -> rusqlite::Result<Db> {
+        let conn = match path {
+            Some(path) => {
+                let conn = Connection::open(path)?;
+                // One connection only, so WAL buys cheaper commits and nothing else.
+                conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+                conn
+            }
+            None => Connection::open_in_memory()?,
+        };
+        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Db { conn })
+    }
+
+    /// The patient id the bearer token belongs to.
+    pub(crate) fn patient_by_token(&self, token: &str) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .query_row("SELECT id FROM patients WHERE token = ?1", [token], |row| {
+                row.get(0)
+            })
+            .optional()
+    }
+
+    /// Registers a patient; returns `(patient_id, token)`.
+    pub(crate) fn register(&mut self, display_name: &str) -> rusqlite::Result<(String, String)> {
+        let id = ids::new_id("pat_");
+        let token = ids::new_token();
+        self.conn.execute(
+            "INSERT INTO patients (id, token, display_name) VALUES (?1, ?2, ?3)",
+            params![id, token, display_name],
+        )?;
+        Ok((id, token))
+    }
+
+    /// Books an appointment and gives it a consultation: a new one, or under
+    /// `rebook-reuses-consultation` the oldest consultation of a cancelled
+    /// appointment, re-pointed here with its recordings.
+    pub(crate) fn book(
+        &mut self,
+        patient: &str,
+        slot: &str,
+        notes: &str,
+        faults: &FaultSet,
+    ) -> rusqlite::Result<Appointment> {
+        let tx = self.conn.transaction()?;
+        let appointment_id = ids::new_id("apt_");
+        tx.execute(
+            "INSERT INTO appointments (id, patient_id, slot, notes, status)
+             VALUES (?1, ?2, ?3, ?4, 'booked')",
+            params![appointment_id, patient, slot, notes],
+        )?;
+        let reusable: Option<String> = if faults.contains(Fault::RebookReusesConsultation) {
+            tx.query_row(
+                "SELECT k.id FROM consultations k
+                 JOIN appointments a ON a.id = k.appointment_id
+                 WHERE a.status = 'cancelled'
+                 ORDER BY k.rowid LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?
+        } else {
+            None
+        };
+        match reusable {
+            Some(consultation_id) => {
+                tx.execute(
+                    "UPDATE consultations SET appointment_id = ?1 WHERE id = ?2",
+                    params![appointment_id, consultation_id],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO consultations (id, appointment_id) VALUES (?1, ?2)",
+                    params![ids::new_id("con_"), appointment_id],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(Appointment {
+            appointment_id,
+            slot: slot.to_owned(),
+            notes: notes.to_owned(),
+            status: "booked",
+        })
+    }
+
+    /// Cancels the caller's booked appointment when no call of it is active.
+    pub(crate) fn cancel(&mut self, patient: &str, appointment_id: &str) -> Result<(), ApiError> {
+        let tx = self.conn.transaction()?;
+        let status = appointment_status(&tx, patient, appointment_id)?;
+        if status == "cancelled" {
+            return Err(ApiError::conflict("appointment is already cancelled"));
+        }
+        if has_active_call(&tx, appointment_id)? {
+            return Err(ApiError::conflict("a call of this appointment is active"));
+        }
+        tx.execute(
+            "UPDATE appointments SET status = 'cancelled' WHERE id = ?1",
+            [appointment_id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Validates that the caller may start a call of the appointment.
+    pub(crate) fn check_start_call(
+        &mut self,
+        patient: &str,
+        appointment_id: &str,
+    ) -> Result<(), ApiError> {
+        startable_consultation(&self.conn, patient, appointment_id).map(drop)
+    }
+
+    /// Starts an audio call with a recording on `media_id`; returns
+    /// `(call_id, recording_id)`.
+    pub(crate) fn start_call(
+        &mut self,
+        patient: &str,
+        appointment_id: &str,
+        media_id: &str,
+    ) -> Result<(String, String), ApiError> {
+        let tx = self.conn.transaction()?;
+        let consultation_id = startable_consultation(&tx, patient, appointment_id)?;
+        let call_id = ids::new_id("call_");
+        let recording_id = ids::new_id("rec_");
+        let started_seq = next_seq(&tx)?;
+        tx.execute(
+            "INSERT INTO calls (id, consultation_id, mode, status, started_seq, current_recording_id)
+             VALUES (?1, ?2, 'audio', 'active', ?3, ?4)",
+            params![call_id, consultation_id, started_seq, recording_id],
+        )?;
+        insert_recording(
+            &tx,
+            &recording_id,
+            &consultation_id,
+            &call_id,
+            "audio",
+            "recording",
+            media_id,
+        )?;
+        tx.commit()?;
+        Ok((call_id, recording_id))
+    }
+
+    /// Validates that the caller may upgrade the call; returns it.
+    pub(crate) fn check_upgrade(
+        &mut self,
+        patient: &str,
+        call_id: &str,
+    ) -> Result<CallRow, ApiError> {
+        upgradable_call(&self.conn, patient, call_id)
+    }
+
+    /// Upgrades the caller's active audio call to video: finishes the audio
+    /// recording, adds a video recording on `video_media` and makes it current.
+    ///
+    /// `phantom` is `(last history viewer, empty finished media)` when
+    /// `upgrade-phantom` should plant a stray recording.
+    pub(crate) fn upgrade(
+        &mut self,
+        patient: &str,
+        call_id: &str,
+        video_media: &str,
+        phantom: Option<(&str, &str)>,
+        faults: &FaultSet,
+    ) -> Result<Upgraded, ApiError> {
+        let tx = self.conn.transaction()?;
+        let call = upgradable_call(&tx, patient, call_id)?;
+        let own_consultation = call_consultation(&tx, call_id)?;
+        tx.execute(
+            "UPDATE recordings SET status = 'finished' WHERE id = ?1",
+            [&call.current_recording_id],
+        )?;
+        let (consultation_id, attached_call_id) = if faults.contains(Fault::UpgradeLatestCall) {
+            // The 2020 incident: "the call being upgraded" was looked up as the
+            // latest active call, whoever's it is.
+            tx.query_row(
+                "SELECT consultation_id, id FROM calls WHERE status = 'active'
+                 ORDER BY started_seq DESC LIMIT 1",
+                [],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            )?
+        } else {
+            (own_consultation, call_id.to_owned())
+        };
+        let recording_id = ids::new_id("rec_");
+        insert_recording(
+            &tx,
+            &recording_id,
+            &consultation_id,
+            &attached_call_id,
+            "video",
+            "recording",
+            video_media,
+        )?;
+        tx.execute(
+            "UPDATE calls SET mode = 'video', current_recording_id = ?1, misroute_pending = ?2
+             WHERE id = ?3",
+            params![recording_id, faults.contains(Fault::MediaMisroute), call_id],
+        )?;
+        let mut unused_phantom_media = None;
+        if let Some((viewer, phantom_media)) = phantom {
+            let target: Option<String> = tx
+                .query_row(
+                    "SELECT k.id FROM consultations k
+                     JOIN appointments a ON a.id = k.appointment_id
+                     WHERE a.patient_id = ?1
+                     ORDER BY a.rowid DESC, k.rowid DESC LIMIT 1",
+                    [viewer],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            match target {
+                Some(consultation_id) => insert_recording(
+                    &tx,
+                    &ids::new_id("rec_"),
+                    &consultation_id,
+                    call_id,
+                    "video",
+                    "finished",
+                    phantom_media,
+                )?,
+                None => unused_phantom_media = Some(phantom_media.to_owned()),
+            }
+        }
+        tx.commit()?;
+        Ok(Upgraded {
+            recording_id,
+            unused_phantom_media,
+        })
+    }
+
+    /// Picks the recording a media chunk on the caller's active call goes to;
+    /// returns `(recording_id, media_id)`.
+    ///
+    /// Normally the call's current recording. Under `media-misroute`, the first
+    /// chunk after an upgrade goes to the recording created just before the
+    /// call's video recording, whoever owns it.
+    pub(crate) fn route_media(
+        &mut self,
+        patient: &str,
+        call_id: &str,
+        faults: &FaultSet,
+    ) -> Result<(String, String), ApiError> {
+        let tx = self.conn.transaction()?;
+        let call = owned_call(&tx, patient, call_id)?;
+        if call.status != "active" {
+            return Err(ApiError::conflict("call has ended"));
+        }
+        let misroute_pending: bool = tx.query_row(
+            "SELECT misroute_pending FROM calls WHERE id = ?1",
+            [call_id],
+            |row| row.get(0),
+        )?;
+        let mut target = (call.current_recording_id.clone(), call.current_media_id);
+        if misroute_pending && faults.contains(Fault::MediaMisroute) {
+            tx.execute(
+                "UPDATE calls SET misroute_pending = 0 WHERE id = ?1",
+                [call_id],
+            )?;
+            let previous: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT id, media_id FROM recordings
+                     WHERE seq < (SELECT seq FROM recordings WHERE id = ?1)
+                     ORDER BY seq DESC LIMIT 1",
+                    [&call.current_recording_id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            if let Some(previous) = previous {
+                target = previous;
+            }
+        }
+        tx.commit()?;
+        Ok(target)
+    }
+
+    /// Counts `n` more media bytes on the recording.
+    pub(crate) fn add_bytes(&mut self, recording_id: &str, n: usize) -> rusqlite::Result<()> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.conn.execute(
+            "UPDATE recordings SET bytes = bytes + ?1 WHERE id = ?2",
+            params![n, recording_id],
+        )?;
+        Ok(())
+    }
+
+    /// Validates that the caller may end the call; returns it.
+    pub(crate) fn check_end(&mut self, patient: &str, call_id: &str) -> Result<CallRow, ApiError> {
+        let call = owned_call(&self.conn, patient, call_id)?;
+        if call.status != "active" {
+            return Err(ApiError::conflict("call has ended"));
+        }
+        Ok(call)
+    }
+
+    /// Ends the caller's active call and finishes its current recording;
+    /// returns that recording's media id.
+    pub(crate) fn end_call(&mut self, patient: &str, call_id: &str) -> Result<String, ApiError> {
+        let tx = self.conn.transaction()?;
+        let call = owned_call(&tx, patient, call_id)?;
+        if call.status != "active" {
+            return Err(ApiError::conflict("call has ended"));
+        }
+        tx.execute(
+            "UPDATE recordings SET status = 'finished' WHERE id = ?1",
+            [&call.current_recording_id],
+        )?;
+        tx.execute("UPDATE calls SET status = 'ended' WHERE id = ?1", [call_id])?;
+        tx.commit()?;
+        Ok(call.current_media_id)
+    }
+
+    /// The caller's non-erased recordings: `(total, one page of items)` by seq.
+    /// With `owner_filter` false the page (not the total) is everyone's:
+    /// `history-page2-unfiltered`.
+    pub(crate) fn history(
+        &mut self,
+        patient: &str,
+        page: u32,
+        per_page: u32,
+        owner_filter: bool,
+    ) -> rusqlite::Result<(i64, Vec<HistoryItem>)> {
+        let total: i64 = self.conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM {RECORDING_OWNER_JOIN}
+                 WHERE r.erased = 0 AND a.patient_id = ?1"
+            ),
+            [patient],
+            |row| row.get(0),
+        )?;
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
+        let owner = owner_filter.then_some(patient);
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT r.id, r.call_id, k.appointment_id, r.kind, r.status, r.bytes
+             FROM {RECORDING_OWNER_JOIN}
+             WHERE r.erased = 0 AND (?1 IS NULL OR a.patient_id = ?1)
+             ORDER BY r.seq LIMIT ?2 OFFSET ?3"
+        ))?;
+        let items = statement
+            .query_map(params![owner, per_page, offset], |row| {
+                Ok(HistoryItem {
+                    recording_id: row.get(0)?,
+                    call_id: row.get(1)?,
+                    appointment_id: row.get(2)?,
+                    kind: row.get(3)?,
+                    status: row.get(4)?,
+                    bytes: row.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((total, items))
+    }
+
+    /// The recording to play back: `(kind, media_id)`. 404 if unknown, erased
+    /// (unless `erasure-leaves-media`) or not the caller's (unless
+    /// `recording-idor`).
+    pub(crate) fn playback(
+        &mut self,
+        patient: &str,
+        recording_id: &str,
+        faults: &FaultSet,
+    ) -> Result<(String, String), ApiError> {
+        let not_found = || ApiError::not_found("recording not found");
+        let recording = recording(&self.conn, recording_id)?.ok_or_else(not_found)?;
+        if recording.erased && !faults.contains(Fault::ErasureLeavesMedia) {
+            return Err(not_found());
+        }
+        if recording.owner != patient && !faults.contains(Fault::RecordingIdor) {
+            return Err(not_found());
+        }
+        Ok((recording.kind, recording.media_id))
+    }
+
+    /// Marks the caller's finished recording erased; returns its media id.
+    /// Exactly one of several concurrent erasures succeeds.
+    pub(crate) fn erase(&mut self, patient: &str, recording_id: &str) -> Result<String, ApiError> {
+        let tx = self.conn.transaction()?;
+        let recording = recording(&tx, recording_id)?
+            .filter(|recording| recording.owner == patient && !recording.erased)
+            .ok_or_else(|| ApiError::not_found("recording not found"))?;
+        if recording.status == "recording" {
+            return Err(ApiError::conflict("recording is still in progress"));
+        }
+        tx.execute(
+            "UPDATE recordings SET erased = 1 WHERE id = ?1",
+            [recording_id],
+        )?;
+        tx.commit()?;
+        Ok(recording.media_id)
+    }
+
+    /// Undoes [`Db::erase`] when the media could not be deleted, so that the
+    /// patient can retry and the media is not left behind unreachable.
+    pub(crate) fn unerase(&mut self, recording_id: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE recordings SET erased = 0 WHERE id = ?1",
+            [recording_id],
+        )?;
+        Ok(())
+    }
+}
+
+/// The next value of the global sequence.
+fn next_seq(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    tx.query_row(
+        "UPDATE counters SET value = value + 1 WHERE name = 'seq' RETURNING value",
+        [],
+        |row| row.get(0),
+    )
+}
+
+fn insert_recording(
+    tx: &Transaction<'_>,
+    recording_id: &str,
+    consultation_id: &str,
+    call_id: &str,
+    kind: &str,
+    status: &str,
+    media_id: &str,
+) -> rusqlite::Result<()> {
+    let seq = next_seq(tx)?;
+    tx.execute(
+        "INSERT INTO recordings (seq, id, consultation_id, call_id, kind, status, media_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            seq,
+            recording_id,
+            consultation_id,
+            call_id,
+            kind,
+            status,
+            media_id
+        ],
+    )?;
+    Ok(())
+}
+
+/// The status of the caller's appointment; 404 if unknown or someone else's.
+fn appointment_status(
+    conn: &Connection,
+    patient: &str,
+    appointment_id: &str,
+) -> Result<String, ApiError> {
+    conn.query_row(
+        "SELECT status FROM appointments WHERE id = ?1 AND patient_id = ?2",
+        [appointment_id, patient],
+        |row| row.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| ApiError::not_found("appointment not found"))
+}
+
+fn has_active_call(conn: &Connection, appointment_id: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (
+             SELECT 1 FROM calls c JOIN consultations k ON k.id = c.consultation_id
+             WHERE k.appointment_id = ?1 AND c.status = 'active')",
+        [appointment_id],
+        |row| row.get(0),
+    )
+}
+
+/// The consultation a new call of the caller's appointment goes on.
+fn startable_consultation(
+    conn: &Connection,
+    patient: &str,
+    appointment_id: &str,
+) -> Result<String, ApiError> {
+    if appointment_status(conn, patient, appointment_id)? == "cancelled" {
+        return Err(ApiError::conflict("appointment is cancelled"));
+    }
+    if has_active_call(conn, appointment_id)? {
+        return Err(ApiError::conflict(
+            "a call of this appointment is already active",
+        ));
+    }
+    conn.query_row(
+        "SELECT id FROM consultations WHERE appointment_id = ?1 ORDER BY rowid LIMIT 1",
+        [appointment_id],
+        |row| row.get(0),
+    )
+    .optional()?
+    // Every booked appointment has a consultation; a missing one is a bug.
+    .ok_or_else(|| ApiError::internal(&"booked appointment without a consultation"))
+}
+
+/// The caller's call; 404 if unknown or someone else's.
+fn owned_call(conn: &Connection, patient: &str, call_id: &str) -> Result<CallRow, ApiError> {
+    conn.query_row(
+        "SELECT c.mode, c.status, c.current_recording_id, r.media_id
+         FROM calls c
+         JOIN consultations k ON k.id = c.consultation_id
+         JOIN appointments a ON a.id = k.appointment_id
+         JOIN recordings r ON r.id = c.current_recording_id
+         WHERE c.id = ?1 AND a.patient_id = ?2",
+        [call_id, patient],
+        |row| {
+            Ok(CallRow {
+                mode: row.get(0)?,
+                status: row.get(1)?,
+                current_recording_id: row.get(2)?,
+                current_media_id: row.get(3)?,
+            })
+        },
+    )
+    .optional()?
+    .ok_or_else(|| ApiError::not_found("call not found"))
+}
+
+/// The caller's active audio call; 404 not theirs, 409 ended or already video.
+fn upgradable_call(conn: &Connection, patient: &str, call_id: &str) -> Result<CallRow, ApiError> {
+    let call = owned_call(conn, patient, call_id)?;
+    if call.status != "active" {
+        return Err(ApiError::conflict("call has ended"));
+    }
+    if call.mode != "audio" {
+        return Err(ApiError::conflict("call is already video"));
+    }
+    Ok(call)
+}
+
+/// The consultation a call is on.
+fn call_consultation(conn: &Connection, call_id: &str) -> rusqlite::Result<String> {
+    conn.query_row(
+        "SELECT consultation_id FROM calls WHERE id = ?1",
+        [call_id],
+        |row| row.get(0),
+    )
+}
+
+fn recording(conn: &Connection, recording_id: &str) -> rusqlite::Result<Option<RecordingRow>> {
+    conn.query_row(
+        &format!(
+            "SELECT r.kind, r.status, r.media_id, r.erased, a.patient_id
+             FROM {RECORDING_OWNER_JOIN} WHERE r.id = ?1"
+        ),
+        [recording_id],
+        |row| {
+            Ok(RecordingRow {
+                kind: row.get(0)?,
+                status: row.get(1)?,
+                media_id: row.get(2)?,
+                erased: row.get(3)?,
+                owner: row.get(4)?,
+            })
+        },
+    )
+    .optional()
+}

@@ -1,0 +1,123 @@
+//! The driver: the only code that speaks to the service.
+//!
+//! A [`Driver`] turns one model [`Step`] into requests and the responses into
+//! an [`Observation`]. It records, it never judges: whether an observation is
+//! a leak is the oracle's business.
+//!
+//! **Architecture invariant:** service ids and bearer tokens never leave a
+//! driver. Observations name recordings by alias ([`Seen::Known`]) or, for ids
+//! the harness never saw created, by an opaque per-case number
+//! ([`Seen::Unknown`]). Raw bodies travel inside observations so the content
+//! oracle can scan them, and are never printed or written anywhere.
+
+pub mod clinic_rest;
+
+pub use clinic_rest::ClinicRest;
+
+use std::future::Future;
+
+use crate::model::{RecordingId, Step};
+
+/// A recording as the service showed it, in alias terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Seen {
+    /// A recording the harness saw created, by its alias.
+    Known(RecordingId),
+    /// An id the harness never saw created (a phantom): numbered per case.
+    Unknown(u32),
+}
+
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seen::Known(r) => write!(f, "{r}"),
+            Seen::Unknown(n) => write!(f, "unknown recording #{n}"),
+        }
+    }
+}
+
+/// What kind of bytes a body holds: decides how field paths are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// A JSON document.
+    Json,
+    /// Raw media bytes.
+    Media,
+    /// Anything else (an error page, a body of the wrong type).
+    Other,
+}
+
+/// One response body the patient received. Never printed.
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// What it is.
+    pub kind: BodyKind,
+    /// The bytes exactly as received.
+    pub bytes: Vec<u8>,
+}
+
+/// What one step showed the patient who took it.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The HTTP status of the step's response.
+    pub status: u16,
+    /// Recordings the response showed, with the field path where each appeared
+    /// (`items[0]` in a history page, `media` for a playback).
+    pub seen: Vec<(String, Seen)>,
+    /// Every body the patient received during the step.
+    pub bodies: Vec<Body>,
+}
+
+impl Observation {
+    /// Whether the status is a success (2xx).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Why the target could not be observed: the verdict becomes unknown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// The connection failed or timed out.
+    #[error("{action}: the target did not answer ({reason})")]
+    Unreachable {
+        /// The step's action.
+        action: &'static str,
+        /// Connection refused, timed out, ...
+        reason: String,
+    },
+    /// The target answered with a server error.
+    #[error("{action}: the target answered {status} (server error)")]
+    ServerError {
+        /// The step's action.
+        action: &'static str,
+        /// The 5xx status.
+        status: u16,
+    },
+    /// The target answered with something that is not what the API promises.
+    #[error("{action}: the target's answer is malformed ({what})")]
+    Garbage {
+        /// The step's action.
+        action: &'static str,
+        /// What was wrong, without the body.
+        what: String,
+    },
+    /// The step needs something an earlier step should have produced.
+    #[error("{action}: {what}")]
+    Missing {
+        /// The step's action.
+        action: &'static str,
+        /// What is missing.
+        what: String,
+    },
+}
+
+/// A telehealth API the model can drive. One driver serves one case: it holds
+/// that case's sessions and id mappings, and a fresh driver starts empty.
+pub trait Driver {
+    /// Perform one step and report what the patient observed.
+    fn perform(
+        &mut self,
+        step: &Step,
+    ) -> impl Future<Output = Result<Observation, TargetError>> + Send;
+}

@@ -1,0 +1,151 @@
+//! The pure reference model: patients, appointments, calls, recordings, erasures.
+//!
+//! It generates steps (proptest strategies whose preconditions encode every
+//! validity rule) and predicts what each patient may see.
+//!
+//! **Architecture invariant:** `model` knows nothing of HTTP, async or the
+//! service's ids; it is deterministic and does no I/O.
+
+mod generate;
+mod ids;
+pub mod payload;
+mod state;
+mod step;
+
+use std::collections::HashMap;
+
+pub use generate::{next_step, sequences};
+pub use ids::{AliasError, AppointmentId, CallId, PatientId, RecordingId};
+pub use state::{Appointment, Call, Limits, Mode, PER_PAGE_CHOICES, Recording, State};
+pub use step::{ACTIONS, Slot, Step, StepParseError};
+
+/// The first step (index) whose precondition fails, replaying from the empty state.
+pub fn first_invalid(limits: Limits, steps: &[Step]) -> Option<usize> {
+    let mut state = State::new(limits);
+    for (i, step) in steps.iter().enumerate() {
+        if !state.precondition(step) {
+            return Some(i);
+        }
+        state = state.apply(step);
+    }
+    None
+}
+
+/// Keep only the steps that are still valid after earlier ones were removed.
+///
+/// The shrinker deletes a step and then drops whatever depended on it (a call
+/// whose appointment is gone, a probe of a recording never made).
+pub fn prune(limits: Limits, steps: &[Step]) -> Vec<Step> {
+    let mut state = State::new(limits);
+    let mut kept = Vec::with_capacity(steps.len());
+    for step in steps {
+        if state.precondition(step) {
+            state = state.apply(step);
+            kept.push(step.clone());
+        }
+    }
+    kept
+}
+
+/// Rename every alias by order of first appearance (`P3 P1` becomes `P1 P2`),
+/// so a minimal scenario reads from `P1`, `A1`, `C1`, `R1` whatever was shrunk away.
+pub fn renumber(steps: &[Step]) -> Vec<Step> {
+    #[derive(Default)]
+    struct Names {
+        p: HashMap<u16, u16>,
+        a: HashMap<u16, u16>,
+        c: HashMap<u16, u16>,
+        r: HashMap<u16, u16>,
+    }
+    fn next(map: &mut HashMap<u16, u16>, n: u16) -> u16 {
+        let len = map.len() as u16;
+        *map.entry(n).or_insert(len + 1)
+    }
+    let mut names = Names::default();
+    steps
+        .iter()
+        .map(|step| {
+            let mut p = |x: PatientId| PatientId(next(&mut names.p, x.0));
+            let patient = p(step.patient());
+            let names = &mut names;
+            match *step {
+                Step::Register { .. } => Step::Register { patient },
+                Step::Book {
+                    appointment, slot, ..
+                } => Step::Book {
+                    patient,
+                    appointment: AppointmentId(next(&mut names.a, appointment.0)),
+                    slot,
+                },
+                Step::Cancel { appointment, .. } => Step::Cancel {
+                    patient,
+                    appointment: AppointmentId(next(&mut names.a, appointment.0)),
+                },
+                Step::StartCall {
+                    appointment,
+                    call,
+                    recording,
+                    ..
+                } => Step::StartCall {
+                    patient,
+                    appointment: AppointmentId(next(&mut names.a, appointment.0)),
+                    call: CallId(next(&mut names.c, call.0)),
+                    recording: RecordingId(next(&mut names.r, recording.0)),
+                },
+                Step::Upgrade {
+                    call, recording, ..
+                } => Step::Upgrade {
+                    patient,
+                    call: CallId(next(&mut names.c, call.0)),
+                    recording: RecordingId(next(&mut names.r, recording.0)),
+                },
+                Step::SendMedia { call, chunk, .. } => Step::SendMedia {
+                    patient,
+                    call: CallId(next(&mut names.c, call.0)),
+                    chunk,
+                },
+                Step::EndCall { call, .. } => Step::EndCall {
+                    patient,
+                    call: CallId(next(&mut names.c, call.0)),
+                },
+                Step::ViewHistory { page, per_page, .. } => Step::ViewHistory {
+                    patient,
+                    page,
+                    per_page,
+                },
+                Step::Play { recording, .. } => Step::Play {
+                    patient,
+                    recording: RecordingId(next(&mut names.r, recording.0)),
+                },
+                Step::Probe { recording, .. } => Step::Probe {
+                    patient,
+                    recording: RecordingId(next(&mut names.r, recording.0)),
+                },
+                Step::Erase { recording, .. } => Step::Erase {
+                    patient,
+                    recording: RecordingId(next(&mut names.r, recording.0)),
+                },
+            }
+        })
+        .collect()
+}
+
+/// The limits that let a given scenario replay: enough patients for its aliases.
+pub fn limits_for(steps: &[Step]) -> Limits {
+    let mut limits = Limits::default();
+    let highest_patient = steps.iter().map(|s| s.patient().0).max().unwrap_or(1);
+    let highest_page = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::ViewHistory { page, .. } => Some(*page),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(1);
+    limits.patients_max = limits.patients_max.max(highest_patient);
+    limits.history_pages_max = limits.history_pages_max.max(highest_page);
+    limits
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,348 @@
+//! Steps: the transitions of the model, one per patient action.
+//!
+//! A step names everything it creates (`A2`, `C1`, `R3`) when it is generated,
+//! not when it runs, so deleting an earlier step while shrinking never changes
+//! what a later step refers to. The text form (`P1 start-call A1 -> C1 R1`) is
+//! what scenario files hold; [`Step::parse`] reads it back.
+
+use std::fmt;
+
+use super::ids::{AliasError, AppointmentId, CallId, PatientId, RecordingId};
+
+/// A booking slot on the model's virtual calendar: a day and an hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slot {
+    /// Day number, from 1.
+    pub day: u16,
+    /// Hour of the day, 8 to 17.
+    pub hour: u8,
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "d{}-{:02}h", self.day, self.hour)
+    }
+}
+
+impl Slot {
+    fn parse(s: &str) -> Option<Slot> {
+        let (day, hour) = s.strip_prefix('d')?.split_once('-')?;
+        let hour = hour.strip_suffix('h')?;
+        let slot = Slot {
+            day: day.parse().ok()?,
+            hour: hour.parse().ok()?,
+        };
+        (slot.day >= 1 && (8..=17).contains(&slot.hour)).then_some(slot)
+    }
+}
+
+/// One patient action: a transition of the model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// `P1 register` — the patient signs up and gets a session.
+    Register {
+        /// Who registers.
+        patient: PatientId,
+    },
+    /// `P1 book A1 at d1-09h` — the patient books an appointment.
+    Book {
+        /// Who books.
+        patient: PatientId,
+        /// The appointment it creates.
+        appointment: AppointmentId,
+        /// When.
+        slot: Slot,
+    },
+    /// `P1 cancel A1` — the patient cancels an appointment with no active call.
+    Cancel {
+        /// Who cancels.
+        patient: PatientId,
+        /// Which of their appointments.
+        appointment: AppointmentId,
+    },
+    /// `P1 start-call A1 -> C1 R1` — an audio call starts, recording into R1.
+    StartCall {
+        /// Who calls.
+        patient: PatientId,
+        /// Which of their appointments.
+        appointment: AppointmentId,
+        /// The call it creates.
+        call: CallId,
+        /// The audio recording it creates.
+        recording: RecordingId,
+    },
+    /// `P1 upgrade C1 -> R2` — the call switches to video mid-call, recording into R2.
+    Upgrade {
+        /// Who upgrades.
+        patient: PatientId,
+        /// Which of their active audio calls.
+        call: CallId,
+        /// The video recording it creates.
+        recording: RecordingId,
+    },
+    /// `P1 send-media C1 #3` — a media chunk carrying the patient's canary.
+    SendMedia {
+        /// Who sends.
+        patient: PatientId,
+        /// Into which of their active calls.
+        call: CallId,
+        /// Chunk number, part of the payload.
+        chunk: u16,
+    },
+    /// `P1 end-call C1` — the call ends and its recording is finished.
+    EndCall {
+        /// Who hangs up.
+        patient: PatientId,
+        /// Which of their active calls.
+        call: CallId,
+    },
+    /// `P1 view-history page=1 per-page=10` — one page of the history view.
+    ViewHistory {
+        /// Whose history.
+        patient: PatientId,
+        /// Page number, from 1.
+        page: u8,
+        /// Items per page.
+        per_page: u8,
+    },
+    /// `P1 play R1` — play back one of the patient's own recordings (erased ones too).
+    Play {
+        /// Who plays.
+        patient: PatientId,
+        /// Which of their recordings.
+        recording: RecordingId,
+    },
+    /// `P2 probe R1` — a cross-patient probe: ask for another patient's recording by id.
+    Probe {
+        /// Who probes.
+        patient: PatientId,
+        /// A recording of somebody else.
+        recording: RecordingId,
+    },
+    /// `P1 erase R1` — erase one of the patient's finished recordings.
+    Erase {
+        /// Who erases.
+        patient: PatientId,
+        /// Which of their recordings.
+        recording: RecordingId,
+    },
+}
+
+/// The name of every kind of step, in a fixed order (used for coverage tables).
+pub const ACTIONS: [&str; 11] = [
+    "register",
+    "book",
+    "cancel",
+    "start-call",
+    "upgrade",
+    "send-media",
+    "end-call",
+    "view-history",
+    "play",
+    "probe",
+    "erase",
+];
+
+/// Why a line of text is not a step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepParseError {
+    /// The line is empty.
+    #[error("empty step; expected `P<n> <action> ...`")]
+    Empty,
+    /// An alias was malformed.
+    #[error(transparent)]
+    Alias(#[from] AliasError),
+    /// The action word is not known.
+    #[error("unknown action `{0}`; expected one of: {actions}", actions = ACTIONS.join(", "))]
+    UnknownAction(String),
+    /// The words after the action do not fit it.
+    #[error("`{action}` expects `{usage}`")]
+    Usage {
+        /// The action.
+        action: &'static str,
+        /// The form it takes.
+        usage: &'static str,
+    },
+}
+
+impl Step {
+    /// The patient who takes this step.
+    pub fn patient(&self) -> PatientId {
+        match *self {
+            Step::Register { patient }
+            | Step::Book { patient, .. }
+            | Step::Cancel { patient, .. }
+            | Step::StartCall { patient, .. }
+            | Step::Upgrade { patient, .. }
+            | Step::SendMedia { patient, .. }
+            | Step::EndCall { patient, .. }
+            | Step::ViewHistory { patient, .. }
+            | Step::Play { patient, .. }
+            | Step::Probe { patient, .. }
+            | Step::Erase { patient, .. } => patient,
+        }
+    }
+
+    /// The action word, one of [`ACTIONS`].
+    pub fn action(&self) -> &'static str {
+        ACTIONS[self.action_index()]
+    }
+
+    /// The position of this step's action in [`ACTIONS`].
+    pub fn action_index(&self) -> usize {
+        match self {
+            Step::Register { .. } => 0,
+            Step::Book { .. } => 1,
+            Step::Cancel { .. } => 2,
+            Step::StartCall { .. } => 3,
+            Step::Upgrade { .. } => 4,
+            Step::SendMedia { .. } => 5,
+            Step::EndCall { .. } => 6,
+            Step::ViewHistory { .. } => 7,
+            Step::Play { .. } => 8,
+            Step::Probe { .. } => 9,
+            Step::Erase { .. } => 10,
+        }
+    }
+
+    /// Parse the text form written by `Display`.
+    pub fn parse(line: &str) -> Result<Step, StepParseError> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (&who, rest) = words.split_first().ok_or(StepParseError::Empty)?;
+        let patient: PatientId = who.parse()?;
+        let (&action, args) = rest.split_first().ok_or(StepParseError::Usage {
+            action: "step",
+            usage: "P<n> <action> ...",
+        })?;
+        let usage =
+            |action: &'static str, usage: &'static str| StepParseError::Usage { action, usage };
+        let step = match (action, args) {
+            ("register", []) => Step::Register { patient },
+            ("register", _) => return Err(usage("register", "P1 register")),
+            ("book", [a, "at", slot]) => Step::Book {
+                patient,
+                appointment: a.parse()?,
+                slot: Slot::parse(slot)
+                    .ok_or(usage("book", "P1 book A1 at d1-09h (hours 08-17)"))?,
+            },
+            ("book", _) => return Err(usage("book", "P1 book A1 at d1-09h")),
+            ("cancel", [a]) => Step::Cancel {
+                patient,
+                appointment: a.parse()?,
+            },
+            ("cancel", _) => return Err(usage("cancel", "P1 cancel A1")),
+            ("start-call", [a, "->", c, r]) => Step::StartCall {
+                patient,
+                appointment: a.parse()?,
+                call: c.parse()?,
+                recording: r.parse()?,
+            },
+            ("start-call", _) => return Err(usage("start-call", "P1 start-call A1 -> C1 R1")),
+            ("upgrade", [c, "->", r]) => Step::Upgrade {
+                patient,
+                call: c.parse()?,
+                recording: r.parse()?,
+            },
+            ("upgrade", _) => return Err(usage("upgrade", "P1 upgrade C1 -> R2")),
+            ("send-media", [c, n]) => Step::SendMedia {
+                patient,
+                call: c.parse()?,
+                chunk: n
+                    .strip_prefix('#')
+                    .and_then(|n| n.parse().ok())
+                    .ok_or(usage("send-media", "P1 send-media C1 #1"))?,
+            },
+            ("send-media", _) => return Err(usage("send-media", "P1 send-media C1 #1")),
+            ("end-call", [c]) => Step::EndCall {
+                patient,
+                call: c.parse()?,
+            },
+            ("end-call", _) => return Err(usage("end-call", "P1 end-call C1")),
+            ("view-history", [page, per_page]) => {
+                let number = |word: &str, key: &str| {
+                    word.strip_prefix(key)
+                        .and_then(|n| n.parse::<u8>().ok())
+                        .filter(|n| *n >= 1)
+                };
+                match (number(page, "page="), number(per_page, "per-page=")) {
+                    (Some(page), Some(per_page)) if per_page <= 100 => Step::ViewHistory {
+                        patient,
+                        page,
+                        per_page,
+                    },
+                    _ => {
+                        return Err(usage(
+                            "view-history",
+                            "P1 view-history page=1 per-page=10 (page 1-255, per-page 1-100)",
+                        ));
+                    }
+                }
+            }
+            ("view-history", _) => {
+                return Err(usage("view-history", "P1 view-history page=1 per-page=10"));
+            }
+            ("play", [r]) => Step::Play {
+                patient,
+                recording: r.parse()?,
+            },
+            ("play", _) => return Err(usage("play", "P1 play R1")),
+            ("probe", [r]) => Step::Probe {
+                patient,
+                recording: r.parse()?,
+            },
+            ("probe", _) => return Err(usage("probe", "P2 probe R1")),
+            ("erase", [r]) => Step::Erase {
+                patient,
+                recording: r.parse()?,
+            },
+            ("erase", _) => return Err(usage("erase", "P1 erase R1")),
+            (other, _) => return Err(StepParseError::UnknownAction(other.to_string())),
+        };
+        Ok(step)
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Register { patient } => write!(f, "{patient} register"),
+            Step::Book {
+                patient,
+                appointment,
+                slot,
+            } => write!(f, "{patient} book {appointment} at {slot}"),
+            Step::Cancel {
+                patient,
+                appointment,
+            } => write!(f, "{patient} cancel {appointment}"),
+            Step::StartCall {
+                patient,
+                appointment,
+                call,
+                recording,
+            } => write!(
+                f,
+                "{patient} start-call {appointment} -> {call} {recording}"
+            ),
+            Step::Upgrade {
+                patient,
+                call,
+                recording,
+            } => write!(f, "{patient} upgrade {call} -> {recording}"),
+            Step::SendMedia {
+                patient,
+                call,
+                chunk,
+            } => write!(f, "{patient} send-media {call} #{chunk}"),
+            Step::EndCall { patient, call } => write!(f, "{patient} end-call {call}"),
+            Step::ViewHistory {
+                patient,
+                page,
+                per_page,
+            } => write!(f, "{patient} view-history page={page} per-page={per_page}"),
+            Step::Play { patient, recording } => write!(f, "{patient} play {recording}"),
+            Step::Probe { patient, recording } => write!(f, "{patient} probe {recording}"),
+            Step::Erase { patient, recording } => write!(f, "{patient} erase {recording}"),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Content: no byte string a patient receives carries another patient's
+//! canary. One aho-corasick automaton holds every patient's canary and scans
+//! every body (JSON documents field by field, media as raw bytes). This
+//! catches leaks whose metadata looks right.
+
+use std::collections::BTreeSet;
+
+use aho_corasick::AhoCorasick;
+use serde_json::Value;
+
+use super::{Clause, Context, Finding, Violation};
+use crate::driver::BodyKind;
+use crate::model::{PatientId, payload};
+
+/// The automaton over the canaries of patients `P1..=Pn`.
+#[derive(Debug, Clone)]
+pub struct Canaries {
+    automaton: AhoCorasick,
+    count: u16,
+}
+
+impl Canaries {
+    /// Canaries for the first `patients` aliases.
+    pub fn new(patients: u16) -> Canaries {
+        let patterns: Vec<String> = (1..=patients)
+            .map(|n| payload::canary(PatientId(n)))
+            .collect();
+        let automaton = AhoCorasick::new(&patterns).expect("canaries are short literal strings");
+        Canaries {
+            automaton,
+            count: patients,
+        }
+    }
+
+    /// How many patients' canaries the automaton holds.
+    pub fn patients(&self) -> u16 {
+        self.count
+    }
+
+    /// Whose canaries occur in `haystack`.
+    pub fn owners(&self, haystack: &[u8]) -> BTreeSet<PatientId> {
+        self.automaton
+            .find_iter(haystack)
+            .map(|m| PatientId(m.pattern().as_u32() as u16 + 1))
+            .collect()
+    }
+}
+
+fn walk(canaries: &Canaries, value: &Value, path: &str, found: &mut BTreeSet<(String, PatientId)>) {
+    match value {
+        Value::String(s) => {
+            for owner in canaries.owners(s.as_bytes()) {
+                found.insert((path.to_string(), owner));
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk(canaries, item, &format!("{path}[{i}]"), found);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                walk(canaries, item, &path, found);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+pub(super) fn check(canaries: &Canaries, ctx: &Context<'_>) -> Vec<Violation> {
+    let mut found: BTreeSet<(String, PatientId)> = BTreeSet::new();
+    for body in &ctx.observation.bodies {
+        let raw = canaries.owners(&body.bytes);
+        if raw.iter().all(|owner| *owner == ctx.patient) {
+            continue;
+        }
+        let mut located = BTreeSet::new();
+        match body.kind {
+            BodyKind::Json => {
+                if let Ok(value) = serde_json::from_slice::<Value>(&body.bytes) {
+                    walk(canaries, &value, "", &mut located);
+                }
+            }
+            BodyKind::Media => {
+                for owner in &raw {
+                    located.insert(("media".to_string(), *owner));
+                }
+            }
+            BodyKind::Other => {}
+        }
+        // Whatever the structured walk could not place (keys, broken JSON,
+        // non-JSON bodies) is still reported, against the whole body.
+        for owner in &raw {
+            if !located.iter().any(|(_, o)| o == owner) {
+                located.insert(("body".to_string(), *owner));
+            }
+        }
+        found.extend(located);
+    }
+    found
+        .into_iter()
+        .filter(|(_, owner)| *owner != ctx.patient)
+        .map(|(field, owner)| ctx.violation(Clause::Content, field, Finding::Canary { owner }))
+        .collect()
+}

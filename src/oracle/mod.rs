@@ -1,0 +1,246 @@
+//! The oracle: pure functions from (model, observation) to violations, one file
+//! per clause of the privacy property (DESIGN.md).
+//!
+//! **Architecture invariant:** nothing here does I/O or sees a service id; a
+//! violation names aliases, a field path and whose canary it was — never a
+//! payload. Completeness findings are warnings: they are not privacy leaks.
+
+mod completeness;
+mod content;
+mod erasure;
+mod ownership;
+mod refusal;
+
+use std::fmt;
+
+pub use content::Canaries;
+
+use crate::driver::{Observation, Seen};
+use crate::model::{PatientId, State, Step};
+
+/// The clause of the privacy property a finding breaks.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Clause {
+    /// A patient saw a recording that is not theirs (foreign or phantom).
+    Ownership,
+    /// A patient received bytes carrying another patient's canary.
+    Content,
+    /// A cross-patient probe was served instead of refused.
+    Refusal,
+    /// An erased recording was visible again.
+    Erasure,
+    /// A patient's own recording was missing (a warning, not a leak).
+    Completeness,
+}
+
+impl Clause {
+    /// Every clause, in DESIGN.md's order.
+    pub const ALL: [Clause; 5] = [
+        Clause::Ownership,
+        Clause::Content,
+        Clause::Refusal,
+        Clause::Erasure,
+        Clause::Completeness,
+    ];
+
+    /// The clause's name as written in files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Clause::Ownership => "ownership",
+            Clause::Content => "content",
+            Clause::Refusal => "refusal",
+            Clause::Erasure => "erasure",
+            Clause::Completeness => "completeness",
+        }
+    }
+}
+
+impl fmt::Display for Clause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Clause {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Clause::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Clause::ALL.iter().map(|c| c.name()).collect();
+                format!(
+                    "unknown clause `{s}`; expected one of: {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// What exactly went wrong, in aliases.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Finding {
+    /// The patient saw a recording the model attributes to `owner`.
+    Foreign {
+        /// The recording.
+        recording: Seen,
+        /// Its owner in the model.
+        owner: PatientId,
+    },
+    /// The patient saw a recording the harness never saw created.
+    Phantom {
+        /// The unknown recording.
+        recording: Seen,
+    },
+    /// The patient received another patient's canary.
+    Canary {
+        /// Whose canary.
+        owner: PatientId,
+    },
+    /// A probe of `owner`'s recording was answered with success.
+    Served {
+        /// The probed recording.
+        recording: Seen,
+        /// Its owner.
+        owner: PatientId,
+        /// The status the service answered.
+        status: u16,
+    },
+    /// An erased recording was listed or played back.
+    ErasedVisible {
+        /// The erased recording.
+        recording: Seen,
+        /// Who erased it.
+        owner: PatientId,
+    },
+    /// One of the patient's own finished recordings was missing.
+    Missing {
+        /// The missing recording.
+        recording: Seen,
+    },
+}
+
+/// One breach of one clause, observed at one step.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Violation {
+    /// Which clause.
+    pub clause: Clause,
+    /// The step it was observed at, from 1.
+    pub step: usize,
+    /// The patient who observed it.
+    pub patient: PatientId,
+    /// Where in the response: `items[0]`, `media`, `display_name`, ...
+    pub field: String,
+    /// What went wrong.
+    pub finding: Finding,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.patient;
+        let at = &self.field;
+        match &self.finding {
+            Finding::Foreign { recording, owner } => write!(
+                f,
+                "{p} was shown {recording} at `{at}`, but {recording} belongs to {owner} (foreign recording)"
+            ),
+            Finding::Phantom { recording } => write!(
+                f,
+                "{p} was shown {recording} at `{at}`, a recording no simulated patient ever made (phantom recording)"
+            ),
+            Finding::Canary { owner } => write!(
+                f,
+                "{p} received {owner}'s canary at `{at}`: {owner}'s data reached {p}"
+            ),
+            Finding::Served {
+                recording,
+                owner,
+                status,
+            } => write!(
+                f,
+                "{p} asked for {owner}'s {recording} by id and the service answered {status} instead of refusing (401/403/404)"
+            ),
+            Finding::ErasedVisible { recording, owner } => write!(
+                f,
+                "{recording} was erased by {owner}, yet {p} was shown it again at `{at}`"
+            ),
+            Finding::Missing { recording } => write!(
+                f,
+                "{p}'s own finished recording {recording} was missing at `{at}`"
+            ),
+        }
+    }
+}
+
+/// Everything the oracle concluded about one observation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Judgement {
+    /// Privacy violations (ownership, content, refusal, erasure).
+    pub violations: Vec<Violation>,
+    /// Completeness warnings.
+    pub warnings: Vec<Violation>,
+}
+
+/// Check one observation against every clause.
+///
+/// `before` is the model state before the step, `after` the state after it;
+/// `index` is the step's position from 1.
+pub fn check(
+    canaries: &Canaries,
+    before: &State,
+    after: &State,
+    index: usize,
+    step: &Step,
+    observation: &Observation,
+) -> Judgement {
+    let ctx = Context {
+        before,
+        after,
+        index,
+        step,
+        patient: step.patient(),
+        observation,
+    };
+    let mut violations = Vec::new();
+    violations.extend(ownership::check(&ctx));
+    violations.extend(content::check(canaries, &ctx));
+    violations.extend(refusal::check(&ctx));
+    violations.extend(erasure::check(&ctx));
+    violations.sort();
+    violations.dedup();
+    let mut warnings = completeness::check(&ctx);
+    warnings.sort();
+    Judgement {
+        violations,
+        warnings,
+    }
+}
+
+/// What every clause's check looks at.
+struct Context<'a> {
+    before: &'a State,
+    after: &'a State,
+    index: usize,
+    step: &'a Step,
+    patient: PatientId,
+    observation: &'a Observation,
+}
+
+impl Context<'_> {
+    fn violation(&self, clause: Clause, field: impl Into<String>, finding: Finding) -> Violation {
+        Violation {
+            clause,
+            step: self.index,
+            patient: self.patient,
+            field: field.into(),
+            finding,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

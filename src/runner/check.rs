@@ -1,0 +1,362 @@
+//! `check`: sequential exploration with proptest-state-machine, then shrinking
+//! to a minimal scenario.
+//!
+//! proptest is driven by hand (a `TestRunner` with a ChaCha RNG from the seed,
+//! `new_tree`, `simplify`/`complicate`) rather than through `TestRunner::run`:
+//! no panics, no persistence files, and a target failure can stop the search
+//! without being mistaken for a finding. After proptest's shrinking, two
+//! passes of our own make the result 1-minimal: dropping whole patients, then
+//! every single step (with whatever depended on it).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use super::execute::{CaseEnd, CaseRun, execute};
+use crate::model::{self, ACTIONS, Limits, PatientId, Step};
+use crate::oracle::{Canaries, Violation};
+use crate::target::Target;
+
+/// Everything that bounds one `check` run. Logged in full at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckConfig {
+    /// The seed of the ChaCha RNG all generation draws from.
+    pub seed: u64,
+    /// Cases (generated sequences) to explore.
+    pub cases: u32,
+    /// Longest sequence generated.
+    pub steps_max: usize,
+    /// Model limits (patients, history pages).
+    pub limits: Limits,
+    /// Most cases run while shrinking one finding.
+    pub shrink_runs_max: u32,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            seed: 1,
+            cases: 512,
+            steps_max: 40,
+            limits: Limits::default(),
+            shrink_runs_max: 2_000,
+        }
+    }
+}
+
+/// A privacy violation, shrunk.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The case (from 1) that first showed it.
+    pub case: u32,
+    /// The minimal scenario, aliases renumbered from 1.
+    pub steps: Vec<Step>,
+    /// What the minimal scenario's last step violated.
+    pub violations: Vec<Violation>,
+    /// Length of the failing prefix before shrinking.
+    pub original_len: usize,
+    /// Cases run while shrinking.
+    pub shrink_runs: u32,
+    /// Why shrinking stopped early, if it did.
+    pub shrink_interrupted: Option<String>,
+    /// Time from the start of the check to the first failing case.
+    pub found_after: Duration,
+}
+
+/// The outcome of a `check` run.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    /// The configuration it ran with.
+    pub config: CheckConfig,
+    /// Cases explored (not counting shrinking).
+    pub cases_run: u32,
+    /// Steps sent while exploring.
+    pub steps_run: u64,
+    /// How often each action ran while exploring, indexed as [`ACTIONS`].
+    pub coverage: [u64; ACTIONS.len()],
+    /// Completeness warnings seen while exploring (first few).
+    pub warnings: Vec<Violation>,
+    /// Total completeness warnings.
+    pub warnings_count: u64,
+    /// Cases where the service refused a step the model holds valid.
+    pub diverged_cases: u32,
+    /// The first divergence, in aliases.
+    pub first_divergence: Option<String>,
+    /// The shrunk privacy violation, if one was found.
+    pub finding: Option<Finding>,
+    /// Why the run could not reach a verdict (target failure), if so.
+    pub target_failure: Option<String>,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+}
+
+/// Hooks for progress display; the runner itself prints nothing.
+pub trait Progress {
+    /// A case finished exploring.
+    fn case_done(&mut self, _done: u32, _total: u32) {}
+    /// A violation was found; shrinking starts.
+    fn shrinking(&mut self, _runs: u32, _len: usize) {}
+}
+
+impl Progress for () {}
+
+/// The 32-byte ChaCha seed for a user's `u64` seed (splitmix64 expansion).
+pub fn rng_for(seed: u64) -> TestRng {
+    let mut state = seed;
+    let mut bytes = [0u8; 32];
+    for chunk in bytes.chunks_mut(8) {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
+}
+
+/// Run one case against a fresh service from `target`.
+pub async fn run_case(
+    target: &Target,
+    limits: Limits,
+    canaries: &Canaries,
+    steps: &[Step],
+    seen: Option<&Arc<AtomicUsize>>,
+) -> CaseRun {
+    let case = match target.open_case().await {
+        Ok(case) => case,
+        Err(error) => {
+            return CaseRun {
+                end: CaseEnd::TargetFailed { step: 0, error },
+                steps_run: 0,
+                warnings: Vec::new(),
+                coverage: [0; ACTIONS.len()],
+            };
+        }
+    };
+    let mut driver = case.driver();
+    let run = execute(&mut driver, limits, canaries, steps, seen).await;
+    case.close().await;
+    run
+}
+
+/// The failing prefix of a sequence: steps after the violating one never ran.
+fn failing_prefix(steps: &[Step], run: &CaseRun) -> Vec<Step> {
+    steps[..run.steps_run.min(steps.len())].to_vec()
+}
+
+struct Shrinker<'a> {
+    target: &'a Target,
+    limits: Limits,
+    canaries: &'a Canaries,
+    runs: u32,
+    runs_max: u32,
+    interrupted: Option<String>,
+}
+
+impl Shrinker<'_> {
+    /// Run a candidate; `Some(run)` if it still violates the property.
+    async fn still_fails(
+        &mut self,
+        steps: &[Step],
+        seen: Option<&Arc<AtomicUsize>>,
+    ) -> Option<CaseRun> {
+        if self.interrupted.is_some() || self.runs >= self.runs_max {
+            return None;
+        }
+        self.runs += 1;
+        let run = run_case(self.target, self.limits, self.canaries, steps, seen).await;
+        match &run.end {
+            CaseEnd::Violated { .. } => Some(run),
+            CaseEnd::TargetFailed { step, error } => {
+                self.interrupted = Some(format!(
+                    "the target failed at step {step} of a candidate: {error}"
+                ));
+                None
+            }
+            CaseEnd::Passed | CaseEnd::Diverged { .. } => None,
+        }
+    }
+
+    /// Our passes after proptest's: drop whole patients, then single steps,
+    /// each with its dependants pruned, until nothing more can go.
+    async fn minimize(
+        &mut self,
+        mut best: Vec<Step>,
+        mut best_run: CaseRun,
+    ) -> (Vec<Step>, CaseRun) {
+        let mut patients: Vec<PatientId> = best.iter().map(Step::patient).collect();
+        patients.sort();
+        patients.dedup();
+        for patient in patients {
+            let without: Vec<Step> = best
+                .iter()
+                .filter(|s| s.patient() != patient)
+                .cloned()
+                .collect();
+            let candidate = model::prune(self.limits, &without);
+            if let Some(run) = self.still_fails(&candidate, None).await {
+                best = failing_prefix(&candidate, &run);
+                best_run = run;
+            }
+        }
+        loop {
+            let mut changed = false;
+            let mut i = 0;
+            while i < best.len() {
+                let mut without = best.clone();
+                without.remove(i);
+                let candidate = model::prune(self.limits, &without);
+                match self.still_fails(&candidate, None).await {
+                    Some(run) => {
+                        best = failing_prefix(&candidate, &run);
+                        best_run = run;
+                        changed = true;
+                    }
+                    None => i += 1,
+                }
+            }
+            if !changed || self.interrupted.is_some() || self.runs >= self.runs_max {
+                return (best, best_run);
+            }
+        }
+    }
+}
+
+/// Explore `config.cases` sequences against `target`; shrink the first violation.
+pub async fn check(
+    target: &Target,
+    config: &CheckConfig,
+    progress: &mut dyn Progress,
+) -> CheckReport {
+    let started = Instant::now();
+    let limits = config.limits;
+    let canaries = Canaries::new(limits.patients_max);
+    let strategy = model::sequences(limits, config.steps_max);
+    let proptest_config = Config {
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(proptest_config, rng_for(config.seed));
+    let mut report = CheckReport {
+        config: config.clone(),
+        cases_run: 0,
+        steps_run: 0,
+        coverage: [0; ACTIONS.len()],
+        warnings: Vec::new(),
+        warnings_count: 0,
+        diverged_cases: 0,
+        first_divergence: None,
+        finding: None,
+        target_failure: None,
+        elapsed: Duration::ZERO,
+    };
+
+    for case in 1..=config.cases {
+        let mut tree = match strategy.new_tree(&mut runner) {
+            Ok(tree) => tree,
+            Err(reason) => {
+                // Generation only rejects if every transition strategy is empty,
+                // which the model rules out; report it rather than loop.
+                report.target_failure = Some(format!("could not generate case {case}: {reason}"));
+                break;
+            }
+        };
+        let (_, steps, seen) = tree.current();
+        let run = run_case(target, limits, &canaries, &steps, seen.as_ref()).await;
+        report.cases_run = case;
+        report.steps_run += run.steps_run as u64;
+        for (total, n) in report.coverage.iter_mut().zip(run.coverage) {
+            *total += n;
+        }
+        report.warnings_count += run.warnings.len() as u64;
+        for warning in &run.warnings {
+            if report.warnings.len() < 5 {
+                report.warnings.push(warning.clone());
+            }
+        }
+        progress.case_done(case, config.cases);
+        match &run.end {
+            CaseEnd::Passed => {}
+            CaseEnd::Diverged { step, reason } => {
+                report.diverged_cases += 1;
+                if report.first_divergence.is_none() {
+                    report.first_divergence = Some(format!("case {case}, step {step}: {reason}"));
+                }
+            }
+            CaseEnd::TargetFailed { step, error } => {
+                report.target_failure = Some(format!("case {case}, step {step}: {error}"));
+                break;
+            }
+            CaseEnd::Violated { .. } => {
+                let found_after = started.elapsed();
+                let original = failing_prefix(&steps, &run);
+                let original_len = original.len();
+                let mut shrinker = Shrinker {
+                    target,
+                    limits,
+                    canaries: &canaries,
+                    runs: 0,
+                    runs_max: config.shrink_runs_max,
+                    interrupted: None,
+                };
+                let (mut best, mut best_run) = (original, run);
+                // proptest-state-machine's shrinking: delete transitions from
+                // the end, then shrink the remaining ones, keeping validity.
+                if tree.simplify() {
+                    loop {
+                        progress.shrinking(shrinker.runs, best.len());
+                        let (_, candidate, seen) = tree.current();
+                        let more = match shrinker.still_fails(&candidate, seen.as_ref()).await {
+                            Some(run) => {
+                                best = failing_prefix(&candidate, &run);
+                                best_run = run;
+                                tree.simplify()
+                            }
+                            None => {
+                                if shrinker.interrupted.is_some()
+                                    || shrinker.runs >= shrinker.runs_max
+                                {
+                                    false
+                                } else {
+                                    tree.complicate()
+                                }
+                            }
+                        };
+                        if !more {
+                            break;
+                        }
+                    }
+                }
+                progress.shrinking(shrinker.runs, best.len());
+                let (best, best_run) = shrinker.minimize(best, best_run).await;
+                // Renumbering is a bijection on aliases, so the renamed
+                // scenario fails exactly as `best` does; the violations are
+                // re-observed on the renamed steps so their aliases match.
+                let renamed = model::renumber(&best);
+                let final_run = match shrinker.interrupted {
+                    None => run_case(target, limits, &canaries, &renamed, None).await,
+                    Some(_) => best_run.clone(),
+                };
+                let (steps, violations) = match final_run.violations() {
+                    Some(v) => (renamed, v.to_vec()),
+                    None => (best, best_run.violations().unwrap_or_default().to_vec()),
+                };
+                report.finding = Some(Finding {
+                    case,
+                    steps,
+                    violations,
+                    original_len,
+                    shrink_runs: shrinker.runs,
+                    shrink_interrupted: shrinker.interrupted,
+                    found_after,
+                });
+                break;
+            }
+        }
+    }
+    report.elapsed = started.elapsed();
+    report
+}

@@ -1,0 +1,131 @@
+//! Executing one case: steps through the driver, each observation judged by
+//! the oracle against the model, stopping at the first violation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::driver::{Driver, Observation, TargetError};
+use crate::model::{ACTIONS, Limits, State, Step};
+use crate::oracle::{self, Canaries, Violation};
+
+/// How a case ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseEnd {
+    /// Every step ran and nothing leaked.
+    Passed,
+    /// A step's observation broke the privacy property; later steps did not run.
+    Violated {
+        /// Every violation seen at that step.
+        violations: Vec<Violation>,
+    },
+    /// The service refused a step the model says is valid, so the model no
+    /// longer knows the service's state: the rest of the case is unknown.
+    Diverged {
+        /// The step, from 1.
+        step: usize,
+        /// What was expected and what came back, in aliases.
+        reason: String,
+    },
+    /// The target failed (no answer, 5xx, garbage): the verdict is unknown.
+    TargetFailed {
+        /// The step, from 1.
+        step: usize,
+        /// What failed.
+        error: TargetError,
+    },
+}
+
+/// The record of one executed case.
+#[derive(Debug, Clone)]
+pub struct CaseRun {
+    /// How it ended.
+    pub end: CaseEnd,
+    /// Steps sent to the target.
+    pub steps_run: usize,
+    /// Completeness warnings.
+    pub warnings: Vec<Violation>,
+    /// How often each action (indexed as [`ACTIONS`]) ran.
+    pub coverage: [u64; ACTIONS.len()],
+}
+
+impl CaseRun {
+    /// The violations, if the case violated the property.
+    pub fn violations(&self) -> Option<&[Violation]> {
+        match &self.end {
+            CaseEnd::Violated { violations } => Some(violations),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a non-success answer to a valid step means the service and the model disagree.
+fn divergence(step: &Step, observation: &Observation) -> Option<String> {
+    match step {
+        // Probes are judged by the refusal clause; playback of an erased
+        // recording is supposed to fail, and a missing own recording is a
+        // completeness warning, not a divergence.
+        Step::Probe { .. } | Step::Play { .. } => None,
+        _ if observation.is_success() => None,
+        _ => Some(format!(
+            "`{step}` is valid in the model but the service answered {}",
+            observation.status
+        )),
+    }
+}
+
+/// Run `steps` in order through `driver`, judging every observation.
+///
+/// `seen`, when given, is incremented once per step sent (proptest-state-machine
+/// uses it to drop the untried tail of a failing sequence when shrinking).
+pub async fn execute<D: Driver>(
+    driver: &mut D,
+    limits: Limits,
+    canaries: &Canaries,
+    steps: &[Step],
+    seen: Option<&Arc<AtomicUsize>>,
+) -> CaseRun {
+    let mut state = State::new(limits);
+    let mut run = CaseRun {
+        end: CaseEnd::Passed,
+        steps_run: 0,
+        warnings: Vec::new(),
+        coverage: [0; ACTIONS.len()],
+    };
+    for (i, step) in steps.iter().enumerate() {
+        let index = i + 1;
+        debug_assert!(
+            state.precondition(step),
+            "invalid step reached execute: {step}"
+        );
+        if let Some(seen) = seen {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        run.steps_run += 1;
+        run.coverage[step.action_index()] += 1;
+        let observation = match driver.perform(step).await {
+            Ok(observation) => observation,
+            Err(error) => {
+                run.end = CaseEnd::TargetFailed { step: index, error };
+                return run;
+            }
+        };
+        let after = state.clone().apply(step);
+        let judgement = oracle::check(canaries, &state, &after, index, step, &observation);
+        run.warnings.extend(judgement.warnings);
+        if !judgement.violations.is_empty() {
+            run.end = CaseEnd::Violated {
+                violations: judgement.violations,
+            };
+            return run;
+        }
+        if let Some(reason) = divergence(step, &observation) {
+            run.end = CaseEnd::Diverged {
+                step: index,
+                reason,
+            };
+            return run;
+        }
+        state = after;
+    }
+    run
+}

@@ -1,0 +1,78 @@
+//! Runners: the ways Chaperone explores a target.
+//!
+//! - [`check`]: sequential search with proptest-state-machine and shrinking.
+//! - [`replay`]: a scenario file's steps, as written, N times.
+//!
+//! **Architecture invariant:** the runner is the only place a violation ends a
+//! case; the oracle only reports and the driver only records.
+
+pub mod check;
+mod execute;
+pub mod replay;
+
+pub use check::{CheckConfig, CheckReport, Finding, Progress, check, run_case};
+pub use execute::{CaseEnd, CaseRun, execute};
+pub use replay::{ReplayReport, Reproduction, replay};
+
+/// The verdict of a run, and its exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing leaked and the model was exercised: exit 0.
+    Pass,
+    /// A privacy violation was found: exit 1.
+    Violation,
+    /// The target failed, or too little was exercised: exit 3.
+    Unknown(String),
+}
+
+impl Verdict {
+    /// The process exit code (DESIGN.md: 0 pass, 1 violation, 3 unknown).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Violation => 1,
+            Verdict::Unknown(_) => 3,
+        }
+    }
+
+    /// `pass`, `violation` or `unknown`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Violation => "violation",
+            Verdict::Unknown(_) => "unknown",
+        }
+    }
+}
+
+impl CheckReport {
+    /// The verdict: a finding always wins (no finding is lost); otherwise a
+    /// target failure, a divergence or an action never exercised makes it unknown.
+    pub fn verdict(&self) -> Verdict {
+        if self.finding.is_some() {
+            return Verdict::Violation;
+        }
+        if let Some(failure) = &self.target_failure {
+            return Verdict::Unknown(format!("the target failed: {failure}"));
+        }
+        if let Some(divergence) = &self.first_divergence {
+            return Verdict::Unknown(format!(
+                "the service refused steps the model holds valid in {} case(s), first: {divergence}",
+                self.diverged_cases
+            ));
+        }
+        let never: Vec<&str> = crate::model::ACTIONS
+            .iter()
+            .zip(self.coverage)
+            .filter(|(_, n)| *n == 0)
+            .map(|(a, _)| *a)
+            .collect();
+        if !never.is_empty() {
+            return Verdict::Unknown(format!(
+                "too little of the model was exercised: never ran {}; raise --cases or --steps-max",
+                never.join(", ")
+            ));
+        }
+        Verdict::Pass
+    }
+}

@@ -1,0 +1,86 @@
+//! `replay`: run a scenario's steps as written, `repeat` times, and say whether
+//! its violation REPRODUCED, was FLAKY or is FIXED.
+
+use super::check::run_case;
+use super::execute::{CaseEnd, CaseRun};
+use crate::model;
+use crate::oracle::{Canaries, Clause};
+use crate::scenario::Scenario;
+use crate::target::Target;
+
+/// What `repeat` replays of one scenario showed.
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    /// Every run, in order.
+    pub runs: Vec<CaseRun>,
+}
+
+/// The three answers a developer wants from a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reproduction {
+    /// Every run violated the property.
+    Reproduced,
+    /// Some runs did, some did not.
+    Flaky,
+    /// No run did.
+    Fixed,
+}
+
+impl ReplayReport {
+    /// Runs that violated the property.
+    pub fn violating(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| r.violations().is_some())
+            .count()
+    }
+
+    /// The first target failure or divergence, if any run hit one.
+    pub fn unknown(&self) -> Option<String> {
+        self.runs.iter().find_map(|r| match &r.end {
+            CaseEnd::TargetFailed { step, error } => Some(format!("step {step}: {error}")),
+            CaseEnd::Diverged { step, reason } => Some(format!("step {step}: {reason}")),
+            _ => None,
+        })
+    }
+
+    /// REPRODUCED, FLAKY or FIXED.
+    pub fn reproduction(&self) -> Reproduction {
+        match self.violating() {
+            0 => Reproduction::Fixed,
+            n if n == self.runs.len() => Reproduction::Reproduced,
+            _ => Reproduction::Flaky,
+        }
+    }
+
+    /// The clauses violated in any run.
+    pub fn clauses(&self) -> Vec<Clause> {
+        let mut clauses: Vec<Clause> = self
+            .runs
+            .iter()
+            .filter_map(|r| r.violations())
+            .flatten()
+            .map(|v| v.clause)
+            .collect();
+        clauses.sort();
+        clauses.dedup();
+        clauses
+    }
+}
+
+/// Replay `scenario` against `target` `repeat` times (at least once). A run
+/// whose target fails stops the repeats: later ones would fail the same way.
+pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> ReplayReport {
+    let limits = model::limits_for(&scenario.steps);
+    let canaries = Canaries::new(limits.patients_max);
+    let mut runs = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let run = run_case(target, limits, &canaries, &scenario.steps, None).await;
+        let failed = matches!(run.end, CaseEnd::TargetFailed { .. });
+        runs.push(run);
+        if failed {
+            break;
+        }
+    }
+    ReplayReport { runs }
+}

@@ -1,0 +1,318 @@
+//! Scenario files: a minimal sequence of steps, human-readable and diffable.
+//!
+//! A scenario is a small TOML file with one step per line, in aliases only
+//! (`P1`, `A1`, `C1`, `R1`, never service ids), plus the target kind, the
+//! clinic faults it was found with and the outcome it is expected to have:
+//!
+//! ```toml
+//! format = 1
+//! target = "embedded"
+//! faults = ["recording-idor"]
+//! expect = "violation"
+//! clause = "refusal"
+//! steps = [
+//!   "P1 register",
+//!   "P1 book A1 at d1-09h",
+//!   "P1 start-call A1 -> C1 R1",
+//!   "P2 register",
+//!   "P2 probe R1",
+//! ]
+//! ```
+//!
+//! Reading validates everything: an error names the file, the line and what
+//! was expected. Writing then reading gives back the same scenario.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clinic::{Fault, FaultSet};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::{self, Step};
+use crate::oracle::Clause;
+use crate::target::TargetSpec;
+
+/// The file format version this build reads and writes.
+pub const FORMAT: u32 = 1;
+
+/// What replaying the scenario should show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No violation (a regression that must stay fixed, or an example).
+    Pass,
+    /// A violation of this clause.
+    Violation(Clause),
+}
+
+/// A parsed, validated scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    /// One line on what it shows (optional).
+    pub description: Option<String>,
+    /// The target it was found against.
+    pub target: TargetSpec,
+    /// The clinic faults it was found with (empty for a clean clinic).
+    pub faults: FaultSet,
+    /// The seed of the run that found it, if a run did.
+    pub seed: Option<u64>,
+    /// The outcome it should have.
+    pub expect: Expect,
+    /// The steps, valid from the empty model state.
+    pub steps: Vec<Step>,
+}
+
+/// A scenario file that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}:{line}: {message}", path = path.display())]
+pub struct ScenarioError {
+    /// The file.
+    pub path: PathBuf,
+    /// The line, from 1 (0 when the file could not be read at all).
+    pub line: usize,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    format: Spanned<u32>,
+    description: Option<String>,
+    target: Spanned<String>,
+    #[serde(default)]
+    faults: Vec<Spanned<String>>,
+    seed: Option<u64>,
+    expect: Spanned<String>,
+    clause: Option<Spanned<String>>,
+    steps: Spanned<Vec<Spanned<String>>>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+impl Scenario {
+    /// Read and validate a scenario file.
+    pub fn read(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            path: path.to_path_buf(),
+            line: 0,
+            message: format!("cannot read the scenario file: {e}"),
+        })?;
+        Scenario::parse(path, &text)
+    }
+
+    /// Parse and validate scenario text; `path` is only used in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+        let error = |offset: usize, message: String| ScenarioError {
+            path: path.to_path_buf(),
+            line: line_of(text, offset),
+            message,
+        };
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let message = e.message().trim().replace('\n', " ");
+            error(
+                offset,
+                format!(
+                    "{message} (expected keys: format, description, target, faults, seed, expect, clause, steps)"
+                ),
+            )
+        })?;
+        if *raw.format.get_ref() != FORMAT {
+            return Err(error(
+                raw.format.span().start,
+                format!(
+                    "format {} is not supported; this build reads format {FORMAT}",
+                    raw.format.get_ref()
+                ),
+            ));
+        }
+        let target: TargetSpec = raw
+            .target
+            .get_ref()
+            .parse()
+            .map_err(|e| error(raw.target.span().start, format!("{e}")))?;
+        let mut faults = FaultSet::default();
+        for fault in &raw.faults {
+            let parsed: Fault = fault
+                .get_ref()
+                .parse()
+                .map_err(|e| error(fault.span().start, format!("{e}")))?;
+            faults.insert(parsed);
+        }
+        let expect = match (raw.expect.get_ref().as_str(), &raw.clause) {
+            ("pass", None) => Expect::Pass,
+            ("pass", Some(clause)) => {
+                return Err(error(
+                    clause.span().start,
+                    "`clause` only goes with expect = \"violation\"".into(),
+                ));
+            }
+            ("violation", Some(clause)) => Expect::Violation(
+                clause
+                    .get_ref()
+                    .parse()
+                    .map_err(|e: String| error(clause.span().start, e))?,
+            ),
+            ("violation", None) => {
+                return Err(error(
+                    raw.expect.span().start,
+                    "expect = \"violation\" needs `clause = \"ownership|content|refusal|erasure|completeness\"`".into(),
+                ));
+            }
+            (other, _) => {
+                return Err(error(
+                    raw.expect.span().start,
+                    format!("expect = \"{other}\" is unknown; expected \"pass\" or \"violation\""),
+                ));
+            }
+        };
+        let mut steps = Vec::new();
+        for line in raw.steps.get_ref() {
+            let step = Step::parse(line.get_ref()).map_err(|e| {
+                error(
+                    line.span().start,
+                    format!("step \"{}\": {e}", line.get_ref()),
+                )
+            })?;
+            steps.push(step);
+        }
+        if steps.is_empty() {
+            return Err(error(
+                raw.steps.span().start,
+                "`steps` is empty; expected at least one step".into(),
+            ));
+        }
+        if let Some(i) = model::first_invalid(model::limits_for(&steps), &steps) {
+            let line = &raw.steps.get_ref()[i];
+            return Err(error(
+                line.span().start,
+                format!(
+                    "step \"{}\" is not valid at this point: it needs an earlier step to have made what it names \
+                     (a registered patient, their own booked appointment, an active call, a finished recording) \
+                     and must create fresh aliases",
+                    line.get_ref()
+                ),
+            ));
+        }
+        Ok(Scenario {
+            description: raw.description,
+            target,
+            faults,
+            seed: raw.seed,
+            expect,
+            steps,
+        })
+    }
+
+    /// The file's text: comments, header, then one step per line.
+    pub fn to_toml(&self, replay_hint: Option<&str>) -> String {
+        let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let mut out = String::new();
+        out.push_str("# Chaperone scenario: patient steps in aliases only (no service ids, tokens or bodies).\n");
+        if let Some(hint) = replay_hint {
+            let _ = writeln!(out, "# Replay: {hint}");
+        }
+        let _ = writeln!(out, "format = {FORMAT}");
+        if let Some(description) = &self.description {
+            let _ = writeln!(out, "description = {}", quote(description));
+        }
+        let _ = writeln!(out, "target = {}", quote(&self.target.to_string()));
+        let faults: Vec<String> = self.faults.iter().map(|f| quote(f.name())).collect();
+        let _ = writeln!(out, "faults = [{}]", faults.join(", "));
+        if let Some(seed) = self.seed {
+            let _ = writeln!(out, "seed = {seed}");
+        }
+        match self.expect {
+            Expect::Pass => out.push_str("expect = \"pass\"\n"),
+            Expect::Violation(clause) => {
+                let _ = writeln!(
+                    out,
+                    "expect = \"violation\"\nclause = {}",
+                    quote(clause.name())
+                );
+            }
+        }
+        out.push_str("steps = [\n");
+        for step in &self.steps {
+            let _ = writeln!(out, "  {},", quote(&step.to_string()));
+        }
+        out.push_str("]\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "format = 1\ntarget = \"embedded\"\nfaults = [\"recording-idor\"]\nexpect = \"violation\"\n\
+                        clause = \"refusal\"\nsteps = [\n  \"P1 register\",\n  \"P1 book A1 at d1-09h\",\n  \
+                        \"P1 start-call A1 -> C1 R1\",\n  \"P2 register\",\n  \"P2 probe R1\",\n]\n";
+
+    #[test]
+    fn writes_and_reads_back_the_same_scenario() {
+        let scenario = Scenario::parse(Path::new("x.toml"), GOOD).unwrap();
+        let text = scenario.to_toml(Some("chaperone replay x.toml"));
+        assert_eq!(
+            Scenario::parse(Path::new("x.toml"), &text).unwrap(),
+            scenario
+        );
+        assert_eq!(scenario.steps.len(), 5);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_what_was_expected() {
+        // Goal: a bad file is pinned to its line with a useful message.
+        let cases = [
+            (
+                GOOD.replace("P2 probe R1", "P2 fly R1"),
+                11,
+                "unknown action `fly`",
+            ),
+            (
+                GOOD.replace("P2 probe R1", "P2 probe R9"),
+                11,
+                "not valid at this point",
+            ),
+            (
+                GOOD.replace("recording-idor", "no-such-fault"),
+                3,
+                "unknown fault",
+            ),
+            (
+                GOOD.replace("clause = \"refusal\"", "clause = \"nope\""),
+                5,
+                "unknown clause",
+            ),
+            (
+                GOOD.replace("format = 1", "format = 7"),
+                1,
+                "format 7 is not supported",
+            ),
+            (
+                GOOD.replace("target = \"embedded\"", "target = \"ftp://x\""),
+                2,
+                "unknown target",
+            ),
+            (GOOD.replace("expect", "expectation"), 4, "unknown field"),
+            ("format = 1\nsteps = [\n".to_string(), 2, "unclosed array"),
+        ];
+        for (text, line, needle) in cases {
+            let err = Scenario::parse(Path::new("s.toml"), &text).unwrap_err();
+            assert_eq!(err.line, line, "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("s.toml:{line}: ")),
+                "{err}"
+            );
+            assert!(err.to_string().contains(needle), "{err}");
+            assert!(!err.to_string().contains('\n'), "multi-line error: {err}");
+        }
+    }
+}

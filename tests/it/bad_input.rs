@@ -1,0 +1,132 @@
+//! Bad input gets its documented exit code and a one-line error, never a
+//! panic and never a pass.
+
+use std::io::Write as _;
+
+use super::cli::{chaperone, stderr};
+
+fn one_line_error(output: &std::process::Output, code: i32, needle: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "{err} lacks {needle}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn scenario_file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+#[test]
+fn malformed_scenario_files_exit_2_naming_file_and_line() {
+    let cases = [
+        (
+            "format = 1\ntarget = \"embedded\"\nexpect = \"pass\"\nsteps = [\n  \"P1 register\",\n  \"P1 dance\",\n]\n",
+            ":6: ",
+            "unknown action `dance`",
+        ),
+        (
+            "format = 1\ntarget = \"embedded\"\nexpect = \"pass\"\nsteps = [\"P1 play R1\"]\n",
+            ":4: ",
+            "not valid at this point",
+        ),
+        ("this is not toml", ":1: ", "expected"),
+        (
+            "format = 1\ntarget = \"embedded\"\nfaults = [\"nope\"]\nexpect = \"pass\"\nsteps = [\"P1 register\"]\n",
+            ":3: ",
+            "unknown fault \"nope\"",
+        ),
+    ];
+    for (text, line, needle) in cases {
+        let file = scenario_file(text);
+        let path = file.path().to_str().unwrap();
+        let out = chaperone(&["replay", path]);
+        one_line_error(&out, 2, needle);
+        assert!(
+            stderr(&out).contains(&format!("{path}{line}")),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = chaperone(&["replay", "/nonexistent/scenario.toml"]);
+    one_line_error(&out, 2, "cannot read the scenario file");
+}
+
+#[test]
+fn unknown_fault_exits_2_listing_the_valid_ones() {
+    let out = chaperone(&["run", "--fault", "upgrade-everything", "--seed", "1"]);
+    one_line_error(&out, 2, "unknown fault \"upgrade-everything\"");
+    assert!(stderr(&out).contains("upgrade-latest-call"));
+}
+
+#[test]
+fn fault_with_a_url_target_is_a_usage_error() {
+    let out = chaperone(&[
+        "run",
+        "--target",
+        "http://127.0.0.1:1",
+        "--fault",
+        "recording-idor",
+    ]);
+    one_line_error(&out, 2, "--fault plants faults in the embedded clinic only");
+}
+
+#[test]
+fn bad_target_and_bad_flags_exit_2() {
+    let out = chaperone(&["run", "--target", "ftp://x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown target"));
+    let out = chaperone(&["run", "--cases", "many"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unreachable_url_exits_3_with_one_line() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = chaperone(&["run", "--target", &url, "--seed", "1", "--cases", "5"]);
+    one_line_error(&out, 3, "is unreachable or unhealthy");
+}
+
+#[test]
+fn a_target_that_answers_garbage_is_unknown_never_pass() {
+    // A server that says 200 with a non-JSON body to everything: healthy to
+    // the probe, garbage to the driver.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Read};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\ngarbage",
+            );
+        }
+    });
+    let out = chaperone(&["run", "--target", &url, "--seed", "1", "--cases", "5"]);
+    let text = super::cli::stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}{}", stderr(&out));
+    assert!(text.contains("UNKNOWN: the target failed"), "{text}");
+    assert!(text.contains("malformed"), "{text}");
+}

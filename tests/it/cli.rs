@@ -1,0 +1,171 @@
+//! The `chaperone` binary end to end: a failing run writes a scenario and
+//! prints the replay command; the replay reproduces it; the same seed writes
+//! byte-identical files.
+
+use std::process::{Command, Output};
+
+pub fn chaperone(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chaperone"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run chaperone")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn run_writes_a_scenario_that_replay_reproduces() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let run = chaperone(&[
+        "run",
+        "--fault",
+        "recording-idor",
+        "--seed",
+        "1",
+        "--cases",
+        "256",
+        "--out",
+        out,
+    ]);
+    let text = stdout(&run);
+    assert_eq!(run.status.code(), Some(1), "{text}{}", stderr(&run));
+    assert!(
+        text.starts_with("chaperone run: seed 1 | cases 256"),
+        "{text}"
+    );
+    assert!(text.contains("VIOLATION of"), "{text}");
+    let file = dir.path().join("recording-idor-seed-1.toml");
+    let replay_line = format!("Replay it: chaperone replay {}", file.display());
+    assert!(text.contains(&replay_line), "{text}");
+
+    let replay = chaperone(&["replay", file.to_str().unwrap(), "--repeat", "3"]);
+    let text = stdout(&replay);
+    assert_eq!(replay.status.code(), Some(1), "{text}");
+    assert!(text.contains("REPRODUCED 3/3"), "{text}");
+    assert!(text.contains("as expected"), "{text}");
+
+    // The same steps against a clean clinic: FIXED, exit 0.
+    let fixed = chaperone(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--no-faults",
+        "--repeat",
+        "2",
+    ]);
+    assert_eq!(fixed.status.code(), Some(0), "{}", stdout(&fixed));
+    assert!(stdout(&fixed).contains("FIXED 0/2"));
+
+    // Same seed, second run into the same directory: byte-identical file.
+    let first = std::fs::read(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let again = chaperone(&[
+        "run",
+        "--fault",
+        "recording-idor",
+        "--seed",
+        "1",
+        "--cases",
+        "256",
+        "--out",
+        out,
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    let second = std::fs::read(&file).unwrap();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn clean_run_passes_with_a_summary_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let run = chaperone(&[
+        "run",
+        "--seed",
+        "3",
+        "--cases",
+        "64",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let text = stdout(&run);
+    assert_eq!(run.status.code(), Some(0), "{text}{}", stderr(&run));
+    assert!(
+        text.contains("PASS: no privacy violation. 64 cases"),
+        "{text}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["cases_run"], 64);
+    assert!(report["coverage"]["upgrade"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn faults_lists_every_fault() {
+    let out = chaperone(&["faults"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for fault in clinic::Fault::ALL {
+        assert!(text.lines().any(|l| l.starts_with(fault.name())), "{text}");
+    }
+}
+
+#[test]
+fn too_little_exercised_is_unknown_not_pass() {
+    // One case of two steps cannot exercise upgrades: exit 3, never 0.
+    let run = chaperone(&["run", "--seed", "1", "--cases", "1", "--steps-max", "2"]);
+    assert_eq!(run.status.code(), Some(3), "{}", stdout(&run));
+    assert!(stdout(&run).contains("UNKNOWN: too little of the model was exercised"));
+}
+
+#[test]
+fn url_target_finds_a_leak_in_a_running_clinic() {
+    // Goal: the URL target drives an already running deployment, which cases
+    // share; fresh patients per case keep findings replayable against it.
+    let rt = super::runtime();
+    let mut faults = clinic::FaultSet::default();
+    faults.insert(clinic::Fault::RecordingIdor);
+    let running = rt
+        .block_on(clinic::start(clinic::Config {
+            faults,
+            db_path: None,
+        }))
+        .expect("clinic starts");
+    let url = running.api_url();
+    let dir = tempfile::tempdir().unwrap();
+    let run = chaperone(&[
+        "run",
+        "--target",
+        &url,
+        "--seed",
+        "2",
+        "--cases",
+        "256",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let text = stdout(&run);
+    assert_eq!(run.status.code(), Some(1), "{text}{}", stderr(&run));
+    let file = dir.path().join("url-seed-2.toml");
+    let scenario = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        scenario.contains(&format!("target = \"{url}\"")),
+        "{scenario}"
+    );
+    // The scenario replays against the same running clinic, which still holds
+    // everything the earlier cases left behind.
+    let replay = chaperone(&["replay", file.to_str().unwrap(), "--repeat", "2"]);
+    assert!(
+        stdout(&replay).contains("REPRODUCED 2/2"),
+        "{}",
+        stdout(&replay)
+    );
+    rt.block_on(running.shutdown());
+}

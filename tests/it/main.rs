@@ -1,0 +1,82 @@
+//! Chaperone's integration tests: one binary, one module per concern.
+//!
+//! Every test uses fixed seeds and the embedded clinic (fresh per case), so
+//! results are deterministic; nothing here depends on wall-clock speed.
+
+mod bad_input;
+mod cli;
+mod detection;
+mod scenarios;
+
+use chaperone::model::{self, Step};
+use chaperone::oracle::Clause;
+use chaperone::runner::{self, CaseRun, CheckConfig, CheckReport};
+use chaperone::scenario::Scenario;
+use chaperone::target::{Target, TargetSpec};
+use clinic::{Fault, FaultSet};
+
+/// A small runtime per test: tests run in parallel threads.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The embedded clinic with these faults.
+pub fn embedded(faults: &[Fault]) -> Target {
+    let mut set = FaultSet::default();
+    for fault in faults {
+        set.insert(*fault);
+    }
+    Target::new(TargetSpec::Embedded, set)
+}
+
+/// `chaperone run` as a library call.
+pub fn check(faults: &[Fault], seed: u64, cases: u32) -> CheckReport {
+    let config = CheckConfig {
+        seed,
+        cases,
+        ..CheckConfig::default()
+    };
+    runtime().block_on(runner::check(&embedded(faults), &config, &mut ()))
+}
+
+/// Run `steps` once against a fresh embedded clinic with `faults`.
+pub fn run_steps(faults: &[Fault], steps: &[Step]) -> CaseRun {
+    let limits = model::limits_for(steps);
+    let canaries = chaperone::oracle::Canaries::new(limits.patients_max);
+    runtime().block_on(runner::run_case(
+        &embedded(faults),
+        limits,
+        &canaries,
+        steps,
+        None,
+    ))
+}
+
+/// The clauses a run violated.
+pub fn clauses(run: &CaseRun) -> Vec<Clause> {
+    let mut clauses: Vec<Clause> = run
+        .violations()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| v.clause)
+        .collect();
+    clauses.dedup();
+    clauses
+}
+
+/// Parse a checked-in or written scenario from text.
+pub fn parse(text: &str) -> Scenario {
+    Scenario::parse(std::path::Path::new("test.toml"), text).expect("scenario parses")
+}
+
+/// Insta settings: snapshots live in the top-level `snapshots/`.
+pub fn snapshot_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
