@@ -1,0 +1,158 @@
+//! Shared code of Chaperone's fuzz targets (`fuzz_targets/*.rs`).
+//!
+//! - [`clinic`]: the reference clinic in-process (api router over an
+//!   in-process media router, in-memory SQLite), fresh per input: no sockets.
+//! - [`runtime`]: one single-threaded tokio runtime per fuzzing process.
+//! - [`faults_from_env`]: the faults to plant, from `CHAPERONE_FUZZ_FAULTS`.
+//! - [`flows`]: the `flows` target's body: decode, execute through the same
+//!   driver, model and oracles as `chaperone run`, judge.
+//! - [`requests`]: the `clinic_requests` target's input format, setup and
+//!   properties.
+//!
+//! Every property failure is a panic whose message names aliases, clauses
+//! and placeholders only: no service id, token or body.
+
+pub mod requests;
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use chaperone::driver::ClinicRest;
+use chaperone::model::{Flow, Limits};
+use chaperone::oracle::Canaries;
+use chaperone::runner::{CaseEnd, execute};
+use clinic::media::MediaState;
+use clinic::{Config, FaultSet, MediaLink, api, media};
+use tokio::runtime::Runtime;
+
+/// The environment variable naming the faults to plant (`a,b`; unset or
+/// empty for the clean clinic).
+pub const FAULTS_ENV: &str = "CHAPERONE_FUZZ_FAULTS";
+
+/// The process's runtime. The in-process clinic needs no timers or sockets;
+/// one thread keeps every input deterministic.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime with no drivers cannot fail to build")
+    });
+    &RUNTIME
+}
+
+/// The faults named by [`FAULTS_ENV`]. A bad name is a usage error: one
+/// line on stderr and exit 2, before any input runs.
+pub fn faults_from_env() -> FaultSet {
+    let list = std::env::var(FAULTS_ENV).unwrap_or_default();
+    match FaultSet::parse_list(&list) {
+        Ok(faults) => faults,
+        Err(error) => {
+            eprintln!("error: {FAULTS_ENV}: {error}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// A fresh reference clinic with `faults`, in-process: its api router.
+pub fn clinic(faults: &FaultSet) -> Router {
+    let config = Config {
+        faults: faults.clone(),
+        db_path: None,
+    };
+    let link = MediaLink::InProcess(media::router(MediaState::default()));
+    let state = api::ApiState::new(&config, link)
+        .expect("an in-memory database always opens and takes its schema");
+    api::router(state)
+}
+
+/// How one `flows` input ended, as the fuzz target judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowOutcome {
+    /// No violation (or, with faults planted, a divergence or target failure
+    /// that a fault caused: the input ends without a finding).
+    Passed,
+    /// The property failed: the message names the step, clause and aliases.
+    Failed(String),
+}
+
+/// The `flows` target: decode `flow`, run it against a fresh in-process
+/// clinic with `faults` through the same driver, model and oracles as
+/// `chaperone run`, and judge it. On the clean clinic anything but a pass is
+/// a failure (a correct clinic never leaks, never refuses a valid step and
+/// never fails); with faults only a privacy violation is.
+pub fn flows(flow: &Flow, faults: &FaultSet, canaries: &Canaries) -> FlowOutcome {
+    let limits = Limits::default();
+    debug_assert!(canaries.patients() >= limits.patients_max);
+    let steps = flow.steps(limits);
+    if steps.is_empty() {
+        return FlowOutcome::Passed;
+    }
+    let mut driver = ClinicRest::in_process(clinic(faults));
+    let run = runtime().block_on(execute(&mut driver, limits, canaries, &steps, None));
+    let clean = faults.is_empty();
+    match run.end {
+        CaseEnd::Passed => FlowOutcome::Passed,
+        CaseEnd::Violated { violations } => {
+            let mut message = format!(
+                "privacy violation at step {} `{}`:",
+                run.steps_run,
+                steps[run.steps_run - 1]
+            );
+            for violation in &violations {
+                message.push_str(&format!(" [{}] {violation};", violation.clause));
+            }
+            FlowOutcome::Failed(message)
+        }
+        CaseEnd::Diverged { step, reason } if clean => FlowOutcome::Failed(format!(
+            "the clean clinic diverged from the model at step {step}: {reason}"
+        )),
+        CaseEnd::TargetFailed { step, error } if clean => FlowOutcome::Failed(format!(
+            "the clean clinic failed at step {step}: {error}"
+        )),
+        CaseEnd::Diverged { .. } | CaseEnd::TargetFailed { .. } => FlowOutcome::Passed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chaperone::model::{self, Step};
+    use clinic::Fault;
+
+    use super::*;
+
+    fn bytes_of(lines: &[&str]) -> Vec<u8> {
+        let steps: Vec<Step> = lines.iter().map(|l| Step::parse(l).unwrap()).collect();
+        model::encode(&steps, Limits::default()).expect("encodable")
+    }
+
+    #[test]
+    fn flows_judges_the_incident_as_a_violation_only_with_its_fault() {
+        // Goal: the `flows` property can fail, and only where it should.
+        // Method: the 2020 incident's steps, encoded as a fuzz input, against
+        // the clean clinic and with upgrade-latest-call planted.
+        let bytes = bytes_of(&[
+            "P1 register",
+            "P2 register",
+            "P1 book A1 at d1-08h",
+            "P1 start-call A1 -> C1 R1",
+            "P2 book A2 at d1-15h",
+            "P2 start-call A2 -> C2 R2",
+            "P1 upgrade C1 -> R3",
+            "P2 view-history page=1 per-page=10",
+        ]);
+        let flow = Flow::from_bytes(&bytes);
+        let canaries = Canaries::new(Limits::default().patients_max);
+        assert_eq!(
+            flows(&flow, &FaultSet::default(), &canaries),
+            FlowOutcome::Passed
+        );
+        let faulty: FaultSet = [Fault::UpgradeLatestCall].into_iter().collect();
+        match flows(&flow, &faulty, &canaries) {
+            FlowOutcome::Failed(message) => {
+                assert!(message.contains("[ownership]"), "{message}");
+                assert!(message.contains("step 8"), "{message}");
+            }
+            FlowOutcome::Passed => panic!("the incident was not found"),
+        }
+    }
+}
