@@ -106,9 +106,9 @@ pub fn flows(flow: &Flow, faults: &FaultSet, canaries: &Canaries) -> FlowOutcome
         CaseEnd::Diverged { step, reason } if clean => FlowOutcome::Failed(format!(
             "the clean clinic diverged from the model at step {step}: {reason}"
         )),
-        CaseEnd::TargetFailed { step, error } if clean => FlowOutcome::Failed(format!(
-            "the clean clinic failed at step {step}: {error}"
-        )),
+        CaseEnd::TargetFailed { step, error } if clean => {
+            FlowOutcome::Failed(format!("the clean clinic failed at step {step}: {error}"))
+        }
         CaseEnd::Diverged { .. } | CaseEnd::TargetFailed { .. } => FlowOutcome::Passed,
     }
 }
@@ -123,6 +123,109 @@ mod tests {
     fn bytes_of(lines: &[&str]) -> Vec<u8> {
         let steps: Vec<Step> = lines.iter().map(|l| Step::parse(l).unwrap()).collect();
         model::encode(&steps, Limits::default()).expect("encodable")
+    }
+
+    /// The `flows` seed corpus: each file is the encoding of these steps.
+    const FLOWS_SEEDS: [(&str, &[&str]); 4] = [
+        (
+            "seed-one-patient-lifecycle",
+            &[
+                "P1 register",
+                "P1 book A1 at d1-09h",
+                "P1 start-call A1 -> C1 R1",
+                "P1 send-media C1 #1",
+                "P1 upgrade C1 -> R2",
+                "P1 send-media C1 #2",
+                "P1 end-call C1",
+                "P1 view-history page=1 per-page=10",
+                "P1 play R2",
+                "P1 erase R1",
+                "P1 view-history page=1 per-page=1",
+                "P1 cancel A1",
+            ],
+        ),
+        (
+            "seed-two-patients-in-calls",
+            &[
+                "P1 register",
+                "P2 register",
+                "P2 book A1 at d1-10h",
+                "P1 book A2 at d1-11h",
+                "P2 start-call A1 -> C1 R1",
+                "P1 start-call A2 -> C2 R2",
+                "P1 upgrade C2 -> R3",
+                "P1 send-media C2 #1",
+                "P2 send-media C1 #2",
+                "P2 end-call C1",
+                "P1 end-call C2",
+                "P2 view-history page=1 per-page=10",
+                "P1 view-history page=1 per-page=10",
+            ],
+        ),
+        (
+            "seed-probe-and-pages",
+            &[
+                "P1 register",
+                "P1 book A1 at d1-09h",
+                "P1 start-call A1 -> C1 R1",
+                "P1 send-media C1 #3",
+                "P1 end-call C1",
+                "P2 register",
+                "P2 probe R1",
+                "P2 view-history page=2 per-page=1",
+                "P1 view-history page=2 per-page=1",
+            ],
+        ),
+        (
+            "seed-cancel-and-rebook",
+            &[
+                "P1 register",
+                "P1 book A1 at d1-09h",
+                "P1 cancel A1",
+                "P2 register",
+                "P2 book A2 at d2-09h",
+                "P2 start-call A2 -> C1 R1",
+                "P2 end-call C1",
+                "P2 view-history page=1 per-page=10",
+            ],
+        ),
+    ];
+
+    #[test]
+    fn flows_seeds_are_the_documented_flows_and_pass_where_they_should() {
+        // Goal: the checked-in `flows` seeds are the flows listed above, pass
+        // on the clean clinic, and do not already show upgrade-latest-call
+        // (so CI's check that the fuzzer finds it shows the fuzzer at work).
+        // Method: compare each file with the encoding of its steps
+        // (CHAPERONE_WRITE_SEEDS=1 writes missing or stale files), then run it.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/flows");
+        let canaries = Canaries::new(Limits::default().patients_max);
+        let incident: FaultSet = [Fault::UpgradeLatestCall].into_iter().collect();
+        for (name, lines) in FLOWS_SEEDS {
+            let bytes = bytes_of(lines);
+            let path = dir.join(name);
+            if std::env::var_os("CHAPERONE_WRITE_SEEDS").is_some() {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &bytes).unwrap();
+            }
+            let on_disk = std::fs::read(&path).unwrap_or_default();
+            assert_eq!(
+                on_disk, bytes,
+                "{name} is stale; rerun with CHAPERONE_WRITE_SEEDS=1"
+            );
+            let flow = Flow::from_bytes(&bytes);
+            assert_eq!(flow.steps(Limits::default()).len(), lines.len(), "{name}");
+            assert_eq!(
+                flows(&flow, &FaultSet::default(), &canaries),
+                FlowOutcome::Passed,
+                "{name}"
+            );
+            assert_eq!(
+                flows(&flow, &incident, &canaries),
+                FlowOutcome::Passed,
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -262,9 +262,7 @@ pub fn parse(input: &[u8]) -> Vec<RawRequest<'_>> {
         let (head, body) = split_once(part, b"\n\n").unwrap_or((part, b""));
         let mut lines = head.split(|b| *b == b'\n');
         let Some(first) = lines.next() else { continue };
-        let mut words = first
-            .split(|b| *b == b' ')
-            .filter(|w| !w.is_empty());
+        let mut words = first.split(|b| *b == b' ').filter(|w| !w.is_empty());
         let (Some(who), Some(method), Some(target)) = (words.next(), words.next(), words.next())
         else {
             continue;
@@ -337,7 +335,11 @@ struct Built {
     path: String,
 }
 
-fn build(raw: &RawRequest<'_>, patients: &[Patient; 2], table: &[(String, String)]) -> Option<Built> {
+fn build(
+    raw: &RawRequest<'_>,
+    patients: &[Patient; 2],
+    table: &[(String, String)],
+) -> Option<Built> {
     let method = Method::from_bytes(raw.method).ok()?;
     let target = String::from_utf8(substitute(raw.target, table)).ok()?;
     let mut builder = Request::builder().method(method).uri(target.as_str());
@@ -422,17 +424,21 @@ pub fn run(input: &[u8], faults: &FaultSet) -> Outcome {
             // Whose token the request carries, anywhere: they are the requester.
             let requester: BTreeSet<usize> = (0..2)
                 .filter(|i| {
-                    automaton
-                        .find_iter(&built.carried)
-                        .any(|m| secrets[m.pattern().as_usize()] == (*i, patients[*i].token.as_str()))
+                    automaton.find_iter(&built.carried).any(|m| {
+                        secrets[m.pattern().as_usize()] == (*i, patients[*i].token.as_str())
+                    })
                 })
                 .collect();
             carried_canaries.extend(canaries.owners(&built.carried));
-            carried_secrets.extend(automaton.find_iter(&built.carried).map(|m| m.pattern().as_usize()));
+            carried_secrets.extend(
+                automaton
+                    .find_iter(&built.carried)
+                    .map(|m| m.pattern().as_usize()),
+            );
             let foreign_segment = built.segments.iter().any(|segment| {
-                secrets
-                    .iter()
-                    .any(|(owner, s)| !requester.contains(owner) && segment.as_slice() == s.as_bytes())
+                secrets.iter().any(|(owner, s)| {
+                    !requester.contains(owner) && segment.as_slice() == s.as_bytes()
+                })
             });
             let path = built.path.clone();
             let answer = send(&router, built.request).await;
@@ -461,11 +467,18 @@ pub fn run(input: &[u8], faults: &FaultSet) -> Outcome {
             outcome.failure = if status >= 500 {
                 fail(format!("answered {status} (server error)"))
             } else if let Some(owner) = leaked_canary {
-                fail(format!("received {owner}'s canary (content leak), status {status}"))
+                fail(format!(
+                    "received {owner}'s canary (content leak), status {status}"
+                ))
             } else if let Some(owner) = leaked_secret {
-                fail(format!("received an id of P{}'s (ownership leak), status {status}", owner + 1))
+                fail(format!(
+                    "received an id of P{}'s (ownership leak), status {status}",
+                    owner + 1
+                ))
             } else if success && foreign_segment {
-                fail(format!("a request naming another patient's object was served with {status}"))
+                fail(format!(
+                    "a request naming another patient's object was served with {status}"
+                ))
             } else if success
                 && requester.is_empty()
                 && !["/v1/patients", "/healthz", "/openapi.json"].contains(&path.as_str())
@@ -498,9 +511,15 @@ mod tests {
         let requests = parse(input);
         assert_eq!(requests.len(), 2);
         assert_eq!(requests[0].who, b"P1");
-        assert_eq!(requests[0].headers, vec![(&b"content-type"[..], &b"application/json"[..])]);
+        assert_eq!(
+            requests[0].headers,
+            vec![(&b"content-type"[..], &b"application/json"[..])]
+        );
         assert_eq!(requests[0].body, b"{\"slot\":\"d1-09h\"}");
-        assert_eq!((requests[1].method, requests[1].target), (&b"GET"[..], &b"/healthz"[..]));
+        assert_eq!(
+            (requests[1].method, requests[1].target),
+            (&b"GET"[..], &b"/healthz"[..])
+        );
     }
 
     #[test]
@@ -511,7 +530,13 @@ mod tests {
 P2 GET /v1/recordings/@r2\n===\nP2 DELETE /v1/recordings/@r1\n===\nP1 POST /v1/calls/@c4/upgrade\n===\n\
 - POST /v1/patients\n\n{\"display_name\":\"@t2 @r4\"}\n===\nX GET /v1/me/recordings\n===\nP2 POST /v1/appointments/@a1/call";
         let outcome = run(input, &FaultSet::default());
-        assert_eq!(outcome, Outcome { sent: 8, failure: None });
+        assert_eq!(
+            outcome,
+            Outcome {
+                sent: 8,
+                failure: None
+            }
+        );
     }
 
     #[test]
@@ -519,7 +544,11 @@ P2 GET /v1/recordings/@r2\n===\nP2 DELETE /v1/recordings/@r1\n===\nP1 POST /v1/c
         // Goal: the properties can fail: each catches a real leak.
         // Method: the clinic with a fault planted, and the request that shows it.
         let cases: [(Fault, &[u8], &str); 3] = [
-            (Fault::RecordingIdor, b"P1 GET /v1/recordings/@r4", "P2's canary"),
+            (
+                Fault::RecordingIdor,
+                b"P1 GET /v1/recordings/@r4",
+                "P2's canary",
+            ),
             (
                 Fault::HistoryPage2Unfiltered,
                 b"P1 GET /v1/me/recordings?page=2&per_page=3",
@@ -535,7 +564,11 @@ P2 GET /v1/recordings/@r2\n===\nP2 DELETE /v1/recordings/@r1\n===\nP1 POST /v1/c
             let outcome = run(input, &faults(&[fault]));
             let failure = outcome.failure.unwrap_or_default();
             assert!(failure.contains(needle), "{fault}: {failure:?}");
-            assert_eq!(run(input, &FaultSet::default()).failure, None, "{fault} clean");
+            assert_eq!(
+                run(input, &FaultSet::default()).failure,
+                None,
+                "{fault} clean"
+            );
         }
     }
 }

@@ -349,8 +349,8 @@ impl Driver for ClinicRest {
                 slot,
             } => {
                 let token = self.token(action, patient)?;
-                let request = Request::new(Method::POST, "/v1/appointments", Some(token))
-                    .json(&json!({
+                let request =
+                    Request::new(Method::POST, "/v1/appointments", Some(token)).json(&json!({
                         "slot": slot.to_string(),
                         "notes": payload::notes(patient, appointment),
                     }));
@@ -367,7 +367,8 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.appointments, action, appointment)?;
-                let request = Request::new(Method::DELETE,
+                let request = Request::new(
+                    Method::DELETE,
                     format!("/v1/appointments/{id}"),
                     Some(token),
                 );
@@ -382,7 +383,8 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.appointments, action, appointment)?;
-                let request = Request::new(Method::POST,
+                let request = Request::new(
+                    Method::POST,
                     format!("/v1/appointments/{id}/call"),
                     Some(token),
                 );
@@ -402,10 +404,8 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.calls, action, call)?;
-                let request = Request::new(Method::POST,
-                    format!("/v1/calls/{id}/upgrade"),
-                    Some(token),
-                );
+                let request =
+                    Request::new(Method::POST, format!("/v1/calls/{id}/upgrade"), Some(token));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 if ok(status) {
                     let recording_id = field(action, &body, "recording_id")?;
@@ -420,8 +420,8 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.calls, action, call)?;
-                let request = Request::new(Method::POST, format!("/v1/calls/{id}/media"), Some(token))
-                    .bytes(
+                let request =
+                    Request::new(Method::POST, format!("/v1/calls/{id}/media"), Some(token)).bytes(
                         "application/octet-stream",
                         payload::media_chunk(patient, call, chunk),
                     );

@@ -281,7 +281,10 @@ mod tests {
         assert_eq!(longest, FLOW_STEPS_MAX, "long inputs reach the cap");
         assert!(kinds.iter().all(|k| *k), "every kind decodes: {kinds:?}");
         assert!(decode(&[], limits).is_empty());
-        assert!(decode(&[255; 2], limits).is_empty(), "nothing valid before register");
+        assert!(
+            decode(&[255; 2], limits).is_empty(),
+            "nothing valid before register"
+        );
     }
 
     #[test]
