@@ -138,7 +138,7 @@ fn candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
     };
     let steps: Vec<Step> = match ACTIONS[kind] {
         "register" => (patients.len() < usize::from(state.limits.patients_max))
-            .then(|| Step::Register {
+            .then_some(Step::Register {
                 patient: PatientId(state.next_patient),
             })
             .into_iter()
