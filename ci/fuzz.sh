@@ -69,7 +69,7 @@ for target in "${targets[@]}"; do
     fi
 done
 if [[ $failed -ne 0 ]]; then
-    echo "fuzzing found a crash on the clean clinic"
+    echo "fuzzing failed on the clean clinic (a crash, or libFuzzer could not run)"
     exit 1
 fi
 
