@@ -16,7 +16,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::execute::{CaseEnd, CaseRun, execute};
-use crate::model::{self, ACTIONS, Limits, PatientId, Step};
+use crate::model::{self, ACTIONS, Limits, PatientId, Slot, Step};
 use crate::oracle::{Canaries, Violation};
 use crate::target::Target;
 
@@ -147,6 +147,9 @@ fn failing_prefix(steps: &[Step], run: &CaseRun) -> Vec<Step> {
     steps[..run.steps_run.min(steps.len())].to_vec()
 }
 
+/// The slot a shrunk booking is tried with first.
+const PLAIN_SLOT: Slot = Slot { day: 1, hour: 9 };
+
 struct Shrinker<'a> {
     target: &'a Target,
     limits: Limits,
@@ -181,7 +184,8 @@ impl Shrinker<'_> {
     }
 
     /// Our passes after proptest's: drop whole patients, then single steps,
-    /// each with its dependants pruned, until nothing more can go.
+    /// each with its dependants pruned, until nothing more can go; then try
+    /// plain values in what is left.
     async fn minimize(
         &mut self,
         mut best: Vec<Step>,
@@ -219,9 +223,50 @@ impl Shrinker<'_> {
                 }
             }
             if !changed || self.interrupted.is_some() || self.runs >= self.runs_max {
-                return (best, best_run);
+                break;
             }
         }
+        // Finally plain values, so the scenario reads like a story: day 1 at
+        // 09h, chunk #1, the first history page at the default size.
+        for i in 0..best.len() {
+            let simpler = match best[i] {
+                Step::Book {
+                    patient,
+                    appointment,
+                    slot,
+                } if slot != PLAIN_SLOT => Step::Book {
+                    patient,
+                    appointment,
+                    slot: PLAIN_SLOT,
+                },
+                Step::SendMedia {
+                    patient,
+                    call,
+                    chunk,
+                } if chunk != 1 => Step::SendMedia {
+                    patient,
+                    call,
+                    chunk: 1,
+                },
+                Step::ViewHistory {
+                    patient,
+                    page,
+                    per_page,
+                } if (page, per_page) != (1, 10) => Step::ViewHistory {
+                    patient,
+                    page: 1,
+                    per_page: 10,
+                },
+                _ => continue,
+            };
+            let mut candidate = best.clone();
+            candidate[i] = simpler;
+            if let Some(run) = self.still_fails(&candidate, None).await {
+                best = failing_prefix(&candidate, &run);
+                best_run = run;
+            }
+        }
+        (best, best_run)
     }
 }
 
