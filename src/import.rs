@@ -12,7 +12,7 @@
 //! [`ImportError`], never a scenario.
 
 use crate::model::{self, Limits, PatientId, Step};
-use crate::oracle::{Canaries, Clause, Violation};
+use crate::oracle::{Clause, Violation};
 use crate::runner::{CaseEnd, CaseRun, run_case};
 use crate::scenario::{Expect, Scenario};
 use crate::target::{Target, TargetSpec};
@@ -65,14 +65,13 @@ pub struct Imported {
 struct Shrink<'a> {
     target: &'a Target,
     limits: Limits,
-    canaries: &'a Canaries,
     runs: u32,
 }
 
 impl Shrink<'_> {
     async fn run(&mut self, steps: &[Step]) -> CaseRun {
         self.runs += 1;
-        run_case(self.target, self.limits, self.canaries, steps, None).await
+        run_case(self.target, self.limits, steps, None).await
     }
 
     /// The failing prefix of `steps` if it still violates the property.
@@ -125,11 +124,9 @@ pub async fn import(target: &Target, bytes: &[u8]) -> Result<Imported, ImportErr
     if steps.is_empty() {
         return Err(ImportError::NoSteps);
     }
-    let canaries = Canaries::new(limits.patients_max);
     let mut shrink = Shrink {
         target,
         limits,
-        canaries: &canaries,
         runs: 0,
     };
     let first = shrink.run(&steps).await;

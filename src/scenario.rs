@@ -184,18 +184,14 @@ impl Scenario {
             (other, _) => {
                 return Err(error(
                     raw.expect.span().start,
-                    format!("expect = \"{other}\" is unknown; expected \"pass\" or \"violation\""),
+                    format!("expect = {other:?} is unknown; expected \"pass\" or \"violation\""),
                 ));
             }
         };
         let mut steps = Vec::new();
         for line in raw.steps.get_ref() {
-            let step = Step::parse(line.get_ref()).map_err(|e| {
-                error(
-                    line.span().start,
-                    format!("step \"{}\": {e}", line.get_ref()),
-                )
-            })?;
+            let step = Step::parse(line.get_ref())
+                .map_err(|e| error(line.span().start, format!("step {:?}: {e}", line.get_ref())))?;
             steps.push(step);
         }
         if steps.is_empty() {
@@ -209,7 +205,7 @@ impl Scenario {
             return Err(error(
                 line.span().start,
                 format!(
-                    "step \"{}\" is not valid at this point: it needs an earlier step to have made what it names \
+                    "step {:?} is not valid at this point: it needs an earlier step to have made what it names \
                      (a registered patient, their own booked appointment, an active call, a finished recording) \
                      and must create fresh aliases",
                     line.get_ref()

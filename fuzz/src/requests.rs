@@ -44,7 +44,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
 use chaperone::model::{AppointmentId, CallId, PatientId, payload};
-use chaperone::oracle::Canaries;
+use chaperone::oracle::{Canaries, CanaryOwner};
 use clinic::FaultSet;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -410,7 +410,7 @@ pub fn run(input: &[u8], faults: &FaultSet) -> Outcome {
             .collect();
         let automaton = AhoCorasick::new(secrets.iter().map(|(_, s)| *s))
             .expect("ids and tokens are short literals");
-        let mut carried_canaries: BTreeSet<PatientId> = BTreeSet::new();
+        let mut carried_canaries: BTreeSet<CanaryOwner> = BTreeSet::new();
         let mut carried_secrets: BTreeSet<usize> = BTreeSet::new();
         let mut outcome = Outcome {
             sent: 0,
@@ -456,8 +456,14 @@ pub fn run(input: &[u8], faults: &FaultSet) -> Outcome {
             let success = (200..300).contains(&status);
             let mut received = answer.headers;
             received.extend_from_slice(&answer.body);
+            // A canary-shaped string of nobody here (`Outsider`) can only be
+            // an echo of what a request carried.
             let leaked_canary = canaries.owners(&received).into_iter().find(|owner| {
-                !requester.contains(&usize::from(owner.0 - 1)) && !carried_canaries.contains(owner)
+                let own = match owner {
+                    CanaryOwner::Patient(p) => requester.contains(&usize::from(p.0 - 1)),
+                    CanaryOwner::Outsider => false,
+                };
+                !own && !carried_canaries.contains(owner)
             });
             let leaked_secret = automaton.find_iter(&received).find_map(|m| {
                 let index = m.pattern().as_usize();
@@ -467,8 +473,12 @@ pub fn run(input: &[u8], faults: &FaultSet) -> Outcome {
             outcome.failure = if status >= 500 {
                 fail(format!("answered {status} (server error)"))
             } else if let Some(owner) = leaked_canary {
+                let whose = match owner {
+                    CanaryOwner::Patient(p) => format!("{p}'s"),
+                    CanaryOwner::Outsider => "an outsider's".to_string(),
+                };
                 fail(format!(
-                    "received {owner}'s canary (content leak), status {status}"
+                    "received {whose} canary (content leak), status {status}"
                 ))
             } else if let Some(owner) = leaked_secret {
                 fail(format!(

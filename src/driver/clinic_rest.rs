@@ -16,12 +16,14 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 use super::{Body, BodyKind, Driver, Observation, Seen, TargetError};
-use crate::model::{AppointmentId, CallId, PatientId, RecordingId, Step, payload};
+use crate::model::payload::{self, CaseTag};
+use crate::model::{AppointmentId, CallId, PatientId, RecordingId, Step};
 
 /// Drives the clinic's REST API for one case. Holds the case's tokens and the
 /// mapping between service ids and aliases; nothing here is ever printed.
 pub struct ClinicRest {
     transport: Transport,
+    tag: CaseTag,
     tokens: HashMap<PatientId, String>,
     appointments: HashMap<AppointmentId, String>,
     calls: HashMap<CallId, String>,
@@ -232,6 +234,7 @@ impl ClinicRest {
     pub fn over(transport: Transport) -> ClinicRest {
         ClinicRest {
             transport,
+            tag: CaseTag::default(),
             tokens: HashMap::new(),
             appointments: HashMap::new(),
             calls: HashMap::new(),
@@ -239,6 +242,12 @@ impl ClinicRest {
             aliases: HashMap::new(),
             unknown: HashMap::new(),
         }
+    }
+
+    /// Send the payloads (canaries) of the case tagged `tag`.
+    pub fn with_tag(mut self, tag: CaseTag) -> ClinicRest {
+        self.tag = tag;
+        self
     }
 
     fn token(&self, action: &'static str, patient: PatientId) -> Result<&str, TargetError> {
@@ -335,7 +344,7 @@ impl Driver for ClinicRest {
         match *step {
             Step::Register { patient } => {
                 let request = Request::new(Method::POST, "/v1/patients", None)
-                    .json(&json!({ "display_name": payload::display_name(patient) }));
+                    .json(&json!({ "display_name": payload::display_name_in(self.tag, patient) }));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 if ok(status) {
                     let token = field(action, &body, "token")?;
@@ -352,7 +361,7 @@ impl Driver for ClinicRest {
                 let request =
                     Request::new(Method::POST, "/v1/appointments", Some(token)).json(&json!({
                         "slot": slot.to_string(),
-                        "notes": payload::notes(patient, appointment),
+                        "notes": payload::notes_in(self.tag, patient, appointment),
                     }));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 if ok(status) {
@@ -423,7 +432,7 @@ impl Driver for ClinicRest {
                 let request =
                     Request::new(Method::POST, format!("/v1/calls/{id}/media"), Some(token)).bytes(
                         "application/octet-stream",
-                        payload::media_chunk(patient, call, chunk),
+                        payload::media_chunk_in(self.tag, patient, call, chunk),
                     );
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 Ok(observation(status, body))

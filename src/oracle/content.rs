@@ -5,14 +5,26 @@
 
 use std::collections::BTreeSet;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, MatchKind};
 use serde_json::Value;
 
 use super::{Clause, Context, Finding, Violation};
 use crate::driver::BodyKind;
-use crate::model::{PatientId, payload};
+use crate::model::PatientId;
+use crate::model::payload::{self, CaseTag};
 
-/// The automaton over the canaries of patients `P1..=Pn`.
+/// Whose canary a match is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CanaryOwner {
+    /// A patient of this case.
+    Patient(PatientId),
+    /// A patient of another case or run on the same service (a shared URL or
+    /// containers target): a leak all the same.
+    Outsider,
+}
+
+/// The automaton over the canaries of patients `P1..=Pn` of one case, plus the
+/// common canary prefix so canaries of other cases are caught too.
 #[derive(Debug, Clone)]
 pub struct Canaries {
     automaton: AhoCorasick,
@@ -20,12 +32,23 @@ pub struct Canaries {
 }
 
 impl Canaries {
-    /// Canaries for the first `patients` aliases.
+    /// Canaries for the first `patients` aliases, with the default case tag.
     pub fn new(patients: u16) -> Canaries {
-        let patterns: Vec<String> = (1..=patients)
-            .map(|n| payload::canary(PatientId(n)))
+        Canaries::for_case(patients, CaseTag::default())
+    }
+
+    /// Canaries for the first `patients` aliases of the case tagged `tag`.
+    pub fn for_case(patients: u16, tag: CaseTag) -> Canaries {
+        let mut patterns: Vec<String> = (1..=patients)
+            .map(|n| payload::canary_in(tag, PatientId(n)))
             .collect();
-        let automaton = AhoCorasick::new(&patterns).expect("canaries are short literal strings");
+        // Last pattern: the bare prefix. Leftmost-longest makes a full known
+        // canary win wherever both match.
+        patterns.push(payload::CANARY_PREFIX.to_string());
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .expect("canaries are short literal strings");
         Canaries {
             automaton,
             count: patients,
@@ -38,15 +61,28 @@ impl Canaries {
     }
 
     /// Whose canaries occur in `haystack`.
-    pub fn owners(&self, haystack: &[u8]) -> BTreeSet<PatientId> {
+    pub fn owners(&self, haystack: &[u8]) -> BTreeSet<CanaryOwner> {
         self.automaton
             .find_iter(haystack)
-            .map(|m| PatientId(m.pattern().as_u32() as u16 + 1))
+            .filter_map(|m| {
+                let index = m.pattern().as_usize();
+                if index < usize::from(self.count) {
+                    return Some(CanaryOwner::Patient(PatientId(index as u16 + 1)));
+                }
+                let end = m.start() + payload::CANARY_LEN;
+                let candidate = haystack.get(m.start()..end)?;
+                payload::looks_like_canary(candidate).then_some(CanaryOwner::Outsider)
+            })
             .collect()
     }
 }
 
-fn walk(canaries: &Canaries, value: &Value, path: &str, found: &mut BTreeSet<(String, PatientId)>) {
+fn walk(
+    canaries: &Canaries,
+    value: &Value,
+    path: &str,
+    found: &mut BTreeSet<(String, CanaryOwner)>,
+) {
     match value {
         Value::String(s) => {
             for owner in canaries.owners(s.as_bytes()) {
@@ -73,10 +109,11 @@ fn walk(canaries: &Canaries, value: &Value, path: &str, found: &mut BTreeSet<(St
 }
 
 pub(super) fn check(canaries: &Canaries, ctx: &Context<'_>) -> Vec<Violation> {
-    let mut found: BTreeSet<(String, PatientId)> = BTreeSet::new();
+    let mut found: BTreeSet<(String, CanaryOwner)> = BTreeSet::new();
+    let own = CanaryOwner::Patient(ctx.patient);
     for body in &ctx.observation.bodies {
         let raw = canaries.owners(&body.bytes);
-        if raw.iter().all(|owner| *owner == ctx.patient) {
+        if raw.iter().all(|owner| *owner == own) {
             continue;
         }
         let mut located = BTreeSet::new();
@@ -104,7 +141,7 @@ pub(super) fn check(canaries: &Canaries, ctx: &Context<'_>) -> Vec<Violation> {
     }
     found
         .into_iter()
-        .filter(|(_, owner)| *owner != ctx.patient)
+        .filter(|(_, owner)| *owner != own)
         .map(|(field, owner)| ctx.violation(Clause::Content, field, Finding::Canary { owner }))
         .collect()
 }
