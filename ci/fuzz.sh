@@ -6,7 +6,8 @@
 # imports to a scenario that replays.
 #
 # Knobs (environment): FUZZ_SECONDS (default 60 per target), FUZZ_FIND_RUNS
-# (default 20000), FUZZ_FIND_SEED (default 1).
+# (default 20000), FUZZ_FIND_SEED (default 1), FUZZ_TOOLCHAIN=stable (use
+# the stable path even where nightly is installed).
 # Needs: cargo-fuzz (installed when missing); nightly for the address
 # sanitizer, else stable with `-s none` (coverage only, no sanitizer).
 set -euo pipefail
@@ -24,7 +25,7 @@ fi
 cargo fuzz --version
 
 # The same flags for build and run, or `cargo fuzz run` rebuilds.
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+if [[ "${FUZZ_TOOLCHAIN:-}" != stable ]] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     fuzz=(cargo +nightly fuzz)
     flags=(--debug-assertions)
     echo "toolchain: nightly (address sanitizer)"

@@ -229,6 +229,46 @@ mod tests {
     }
 
     #[test]
+    fn every_checked_in_fault_scenario_is_a_flows_input_the_target_fails() {
+        // Goal: the decoder can express the trigger of every planted fault,
+        // and the `flows` target fails on it with that fault and passes on
+        // the clean clinic (so a fault it does not find in a bounded run is
+        // a matter of search, not of reach).
+        // Method: encode each scenario under scenarios/ that records a fault.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let canaries = Canaries::new(Limits::default().patients_max);
+        let mut faults_seen = FaultSet::default();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let scenario = chaperone::scenario::Scenario::read(&path).unwrap();
+            if scenario.faults.is_empty() {
+                continue;
+            }
+            let bytes = model::encode(&scenario.steps, Limits::default())
+                .unwrap_or_else(|| panic!("{} is not expressible", path.display()));
+            let flow = Flow::from_bytes(&bytes);
+            assert_eq!(flow.steps(Limits::default()), scenario.steps);
+            let outcome = flows(&flow, &scenario.faults, &canaries);
+            assert!(
+                matches!(outcome, FlowOutcome::Failed(_)),
+                "{}: {outcome:?}",
+                path.display()
+            );
+            assert_eq!(
+                flows(&flow, &FaultSet::default(), &canaries),
+                FlowOutcome::Passed,
+                "{}",
+                path.display()
+            );
+            faults_seen.extend(scenario.faults.iter());
+        }
+        assert_eq!(faults_seen, Fault::ALL.into_iter().collect::<FaultSet>());
+    }
+
+    #[test]
     fn flows_judges_the_incident_as_a_violation_only_with_its_fault() {
         // Goal: the `flows` property can fail, and only where it should.
         // Method: the 2020 incident's steps, encoded as a fuzz input, against
