@@ -1,4 +1,4 @@
-//! The command line: `run`, `replay`, `faults`.
+//! The command line: `run`, `replay`, `faults`, `import-fuzz`.
 //!
 //! Exit codes (DESIGN.md): 0 pass, 1 privacy violation, 2 usage or
 //! configuration error, 3 unknown (the target failed, or too little of the
@@ -38,6 +38,8 @@ enum Command {
     Replay(ReplayArgs),
     /// List the reference clinic's plantable faults.
     Faults,
+    /// Turn a `flows` fuzz crash input into a scenario file that `replay` reproduces.
+    ImportFuzz(ImportFuzzArgs),
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +93,18 @@ struct ReplayArgs {
     repeat: u32,
 }
 
+#[derive(Debug, Args)]
+struct ImportFuzzArgs {
+    /// The crash input (`fuzz/artifacts/flows/crash-...`).
+    artifact: PathBuf,
+    /// A fault the fuzzer ran with (repeatable; as in CHAPERONE_FUZZ_FAULTS).
+    #[arg(long = "fault", value_name = "NAME")]
+    faults: Vec<String>,
+    /// Where to write the scenario. Default: scenarios/found/fuzz-<faults>-<hash>.toml.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
 /// A failure that ends the command with a one-line message and an exit code.
 struct Failure {
     code: u8,
@@ -139,6 +153,7 @@ pub fn main() -> ExitCode {
             faults();
             Ok(0)
         }
+        Command::ImportFuzz(args) => import_fuzz(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -493,5 +508,63 @@ fn replay(args: ReplayArgs) -> Result<u8, Failure> {
     if decided < report.runs.len() {
         return Ok(3);
     }
+    Ok(0)
+}
+
+/// A short, stable name for an artifact's bytes (FNV-1a, 8 hex digits).
+fn content_hash(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{hash:08x}")
+}
+
+fn import_fuzz(args: ImportFuzzArgs) -> Result<u8, Failure> {
+    use crate::import::{ImportError, import};
+    let bytes = std::fs::read(&args.artifact).map_err(|e| {
+        usage(format!(
+            "cannot read the fuzz artifact {}: {e}",
+            args.artifact.display()
+        ))
+    })?;
+    let faults = parse_faults(&args.faults)?;
+    let path = args.out.clone().unwrap_or_else(|| {
+        let label = scenario_file_name(&TargetSpec::Embedded, &faults, 0);
+        let label = label.trim_end_matches("-seed-0.toml");
+        PathBuf::from("scenarios/found").join(format!("fuzz-{label}-{}.toml", content_hash(&bytes)))
+    });
+    println!(
+        "chaperone import-fuzz: {} | {} bytes | target embedded | faults {}",
+        args.artifact.display(),
+        bytes.len(),
+        fault_list(&faults)
+    );
+    let target = Target::new(TargetSpec::Embedded, faults);
+    let rt = runtime()?;
+    let imported = rt.block_on(import(&target, &bytes)).map_err(|e| {
+        let message = format!("{}: {e}", args.artifact.display());
+        match e {
+            ImportError::Unknown { .. } => unknown(message),
+            ImportError::NoSteps | ImportError::NoViolation { .. } => usage(message),
+        }
+    })?;
+    drop(rt);
+    let shown = path.display().to_string();
+    let replay_command = format!("chaperone replay {shown}");
+    write_file(&path, &imported.scenario.to_toml(Some(&replay_command)))?;
+    println!(
+        "decoded {} steps up to the violation; shrunk to {} in {} runs",
+        imported.decoded_len,
+        imported.scenario.steps.len(),
+        imported.shrink_runs
+    );
+    println!();
+    print!(
+        "{}",
+        console::explain(&imported.scenario.steps, &imported.violations, None)
+    );
+    println!();
+    println!("Scenario written to {shown}");
+    println!("Replay it: {replay_command}");
     Ok(0)
 }

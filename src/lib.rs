@@ -12,11 +12,13 @@
 //! - [`runner`]: `check` (search + shrinking) and `replay`; verdicts.
 //! - [`target`]: embedded clinic or a URL, behind one type.
 //! - [`scenario`]: reading and writing scenario files.
+//! - [`import`]: a `flows` fuzz crash input into a scenario file.
 //! - [`report`]: console text and JSON.
 //! - [`cli`]: the `chaperone` command line.
 
 pub mod cli;
 pub mod driver;
+pub mod import;
 pub mod model;
 pub mod oracle;
 pub mod report;

@@ -88,6 +88,21 @@ struct Raw {
     steps: Spanned<Vec<Spanned<String>>>,
 }
 
+/// The message with control characters escaped: a TOML string can hold a
+/// newline (`"x\ny"`), and an error quoting it must still be one line.
+fn one_line(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())]
         .bytes()
@@ -112,7 +127,7 @@ impl Scenario {
         let error = |offset: usize, message: String| ScenarioError {
             path: path.to_path_buf(),
             line: line_of(text, offset),
-            message,
+            message: one_line(&message),
         };
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
@@ -299,6 +314,18 @@ mod tests {
             ),
             (GOOD.replace("expect", "expectation"), 4, "unknown field"),
             ("format = 1\nsteps = [\n".to_string(), 2, "unclosed array"),
+            // Found by the scenario_parse fuzz target: quoted values holding
+            // a newline made multi-line errors.
+            (
+                GOOD.replace("recording-idor", "x\\ny"),
+                3,
+                "unknown fault \"x\\ny\"",
+            ),
+            (
+                GOOD.replace("P2 probe R1", "P2 da\\nnce"),
+                11,
+                "step \"P2 da\\nnce\"",
+            ),
         ];
         for (text, line, needle) in cases {
             let err = Scenario::parse(Path::new("s.toml"), &text).unwrap_err();

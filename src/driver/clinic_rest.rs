@@ -1,9 +1,19 @@
 //! The driver for the reference clinic's REST API (`/v1`, JSON, bearer tokens).
+//!
+//! The request/response logic is written once over [`Transport`]: real HTTP
+//! through reqwest (every target), or an axum [`Router`] called in-process
+//! with `tower::ServiceExt::oneshot` (the fuzz targets: no sockets, a fresh
+//! clinic per input). Either way the same requests go out and the same
+//! statuses and bodies come back, so observations do not depend on the
+//! transport.
 
 use std::collections::HashMap;
 
-use reqwest::{Client, Method, RequestBuilder};
+use axum::Router;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{Client, Method};
 use serde_json::{Value, json};
+use tower::ServiceExt as _;
 
 use super::{Body, BodyKind, Driver, Observation, Seen, TargetError};
 use crate::model::payload::{self, CaseTag};
@@ -12,9 +22,8 @@ use crate::model::{AppointmentId, CallId, PatientId, RecordingId, Step};
 /// Drives the clinic's REST API for one case. Holds the case's tokens and the
 /// mapping between service ids and aliases; nothing here is ever printed.
 pub struct ClinicRest {
-    client: Client,
+    transport: Transport,
     tag: CaseTag,
-    base: String,
     tokens: HashMap<PatientId, String>,
     appointments: HashMap<AppointmentId, String>,
     calls: HashMap<CallId, String>,
@@ -74,13 +83,158 @@ fn unreachable(action: &'static str, error: &reqwest::Error) -> TargetError {
     TargetError::Unreachable { action, reason }
 }
 
+/// How the driver's requests reach the clinic.
+#[derive(Clone)]
+pub enum Transport {
+    /// Real HTTP to the api service at `base` (`http://127.0.0.1:PORT`, no trailing slash).
+    Http {
+        /// The shared client.
+        client: Client,
+        /// Scheme, host and port.
+        base: String,
+    },
+    /// The api service's router, called in-process (no sockets, no timeouts).
+    InProcess(Router),
+}
+
+/// One request as the driver builds it, before it meets a transport.
+struct Request<'a> {
+    method: Method,
+    path: String,
+    token: Option<&'a str>,
+    /// Content type and bytes; `None` sends an empty body.
+    body: Option<(&'static str, Vec<u8>)>,
+}
+
+impl<'a> Request<'a> {
+    fn new(method: Method, path: impl Into<String>, token: Option<&'a str>) -> Request<'a> {
+        Request {
+            method,
+            path: path.into(),
+            token,
+            body: None,
+        }
+    }
+
+    fn json(mut self, value: &Value) -> Request<'a> {
+        self.body = Some(("application/json", value.to_string().into_bytes()));
+        self
+    }
+
+    fn bytes(mut self, content_type: &'static str, bytes: Vec<u8>) -> Request<'a> {
+        self.body = Some((content_type, bytes));
+        self
+    }
+}
+
+/// What came back: status, whether the body is JSON, the body.
+struct Response {
+    status: u16,
+    is_json: bool,
+    bytes: Vec<u8>,
+}
+
+fn is_json(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
+impl Transport {
+    async fn send(
+        &self,
+        action: &'static str,
+        request: Request<'_>,
+    ) -> Result<Response, TargetError> {
+        match self {
+            Transport::Http { client, base } => {
+                let mut builder = client.request(request.method, format!("{base}{}", request.path));
+                if let Some(token) = request.token {
+                    builder = builder.bearer_auth(token);
+                }
+                if let Some((content_type, bytes)) = request.body {
+                    builder = builder.header(CONTENT_TYPE, content_type).body(bytes);
+                }
+                let response = builder.send().await.map_err(|e| unreachable(action, &e))?;
+                let status = response.status().as_u16();
+                let is_json = is_json(response.headers());
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| unreachable(action, &e))?
+                    .to_vec();
+                Ok(Response {
+                    status,
+                    is_json,
+                    bytes,
+                })
+            }
+            Transport::InProcess(router) => {
+                let garbage = |what: &str| TargetError::Garbage {
+                    action,
+                    what: what.to_string(),
+                };
+                let mut builder = axum::http::Request::builder()
+                    .method(request.method)
+                    .uri(request.path);
+                if let Some(token) = request.token {
+                    let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                        .map_err(|_| garbage("a token that is not a valid header value"))?;
+                    builder = builder.header(AUTHORIZATION, value);
+                }
+                let body = match request.body {
+                    Some((content_type, bytes)) => {
+                        builder = builder.header(CONTENT_TYPE, content_type);
+                        axum::body::Body::from(bytes)
+                    }
+                    None => axum::body::Body::empty(),
+                };
+                let http_request = builder
+                    .body(body)
+                    .map_err(|_| garbage("a request path that is not a valid URI"))?;
+                let response = match router.clone().oneshot(http_request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                let status = response.status().as_u16();
+                let is_json = is_json(response.headers());
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .map_err(|_| TargetError::Unreachable {
+                        action,
+                        reason: "the response body could not be read".to_string(),
+                    })?
+                    .to_vec();
+                Ok(Response {
+                    status,
+                    is_json,
+                    bytes,
+                })
+            }
+        }
+    }
+}
+
 impl ClinicRest {
     /// A driver with no sessions yet, for the clinic at `base` (`http://127.0.0.1:PORT`).
     pub fn new(client: Client, base: impl Into<String>) -> ClinicRest {
-        ClinicRest {
+        ClinicRest::over(Transport::Http {
             client,
-            tag: CaseTag::default(),
             base: base.into().trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// A driver with no sessions yet that calls the clinic's api router in-process.
+    pub fn in_process(router: Router) -> ClinicRest {
+        ClinicRest::over(Transport::InProcess(router))
+    }
+
+    /// A driver with no sessions yet over `transport`.
+    pub fn over(transport: Transport) -> ClinicRest {
+        ClinicRest {
+            transport,
+            tag: CaseTag::default(),
             tokens: HashMap::new(),
             appointments: HashMap::new(),
             calls: HashMap::new(),
@@ -137,24 +291,17 @@ impl ClinicRest {
     async fn send(
         &self,
         action: &'static str,
-        request: RequestBuilder,
+        request: Request<'_>,
         success_kind: BodyKind,
     ) -> Result<(u16, Body), TargetError> {
-        let response = request.send().await.map_err(|e| unreachable(action, &e))?;
-        let status = response.status().as_u16();
+        let Response {
+            status,
+            is_json,
+            bytes,
+        } = self.transport.send(action, request).await?;
         if status >= 500 {
             return Err(TargetError::ServerError { action, status });
         }
-        let is_json = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("json"));
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| unreachable(action, &e))?
-            .to_vec();
         let kind = if (200..300).contains(&status) && success_kind == BodyKind::Media {
             BodyKind::Media
         } else if is_json {
@@ -163,14 +310,6 @@ impl ClinicRest {
             BodyKind::Other
         };
         Ok((status, Body { kind, bytes }))
-    }
-
-    fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let request = self.client.request(method, format!("{}{path}", self.base));
-        match token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
     }
 }
 
@@ -204,8 +343,7 @@ impl Driver for ClinicRest {
         let ok = |status: u16| (200..300).contains(&status);
         match *step {
             Step::Register { patient } => {
-                let request = self
-                    .request(Method::POST, "/v1/patients", None)
+                let request = Request::new(Method::POST, "/v1/patients", None)
                     .json(&json!({ "display_name": payload::display_name_in(self.tag, patient) }));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 if ok(status) {
@@ -220,9 +358,8 @@ impl Driver for ClinicRest {
                 slot,
             } => {
                 let token = self.token(action, patient)?;
-                let request = self
-                    .request(Method::POST, "/v1/appointments", Some(token))
-                    .json(&json!({
+                let request =
+                    Request::new(Method::POST, "/v1/appointments", Some(token)).json(&json!({
                         "slot": slot.to_string(),
                         "notes": payload::notes_in(self.tag, patient, appointment),
                     }));
@@ -239,9 +376,9 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.appointments, action, appointment)?;
-                let request = self.request(
+                let request = Request::new(
                     Method::DELETE,
-                    &format!("/v1/appointments/{id}"),
+                    format!("/v1/appointments/{id}"),
                     Some(token),
                 );
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
@@ -255,9 +392,9 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.appointments, action, appointment)?;
-                let request = self.request(
+                let request = Request::new(
                     Method::POST,
-                    &format!("/v1/appointments/{id}/call"),
+                    format!("/v1/appointments/{id}/call"),
                     Some(token),
                 );
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
@@ -276,11 +413,8 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.calls, action, call)?;
-                let request = self.request(
-                    Method::POST,
-                    &format!("/v1/calls/{id}/upgrade"),
-                    Some(token),
-                );
+                let request =
+                    Request::new(Method::POST, format!("/v1/calls/{id}/upgrade"), Some(token));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 if ok(status) {
                     let recording_id = field(action, &body, "recording_id")?;
@@ -295,10 +429,11 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.calls, action, call)?;
-                let request = self
-                    .request(Method::POST, &format!("/v1/calls/{id}/media"), Some(token))
-                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                    .body(payload::media_chunk_in(self.tag, patient, call, chunk));
+                let request =
+                    Request::new(Method::POST, format!("/v1/calls/{id}/media"), Some(token)).bytes(
+                        "application/octet-stream",
+                        payload::media_chunk_in(self.tag, patient, call, chunk),
+                    );
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 Ok(observation(status, body))
             }
@@ -306,7 +441,7 @@ impl Driver for ClinicRest {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.calls, action, call)?;
                 let request =
-                    self.request(Method::POST, &format!("/v1/calls/{id}/end"), Some(token));
+                    Request::new(Method::POST, format!("/v1/calls/{id}/end"), Some(token));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 Ok(observation(status, body))
             }
@@ -317,7 +452,7 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let path = format!("/v1/me/recordings?page={page}&per_page={per_page}");
-                let request = self.request(Method::GET, &path, Some(token));
+                let request = Request::new(Method::GET, path, Some(token));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 let mut seen = Vec::new();
                 if ok(status) {
@@ -355,7 +490,7 @@ impl Driver for ClinicRest {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.recordings, action, recording)?;
                 let request =
-                    self.request(Method::GET, &format!("/v1/recordings/{id}"), Some(token));
+                    Request::new(Method::GET, format!("/v1/recordings/{id}"), Some(token));
                 let (status, body) = self.send(action, request, BodyKind::Media).await?;
                 let seen = if ok(status) {
                     vec![("media".to_string(), Seen::Known(recording))]
@@ -372,7 +507,7 @@ impl Driver for ClinicRest {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.recordings, action, recording)?;
                 let request =
-                    self.request(Method::DELETE, &format!("/v1/recordings/{id}"), Some(token));
+                    Request::new(Method::DELETE, format!("/v1/recordings/{id}"), Some(token));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 Ok(observation(status, body))
             }

@@ -1,11 +1,13 @@
 //! The pure reference model: patients, appointments, calls, recordings, erasures.
 //!
 //! It generates steps (proptest strategies whose preconditions encode every
-//! validity rule) and predicts what each patient may see.
+//! validity rule), decodes fuzz inputs into valid steps ([`decode`]) and
+//! predicts what each patient may see.
 //!
 //! **Architecture invariant:** `model` knows nothing of HTTP, async or the
 //! service's ids; it is deterministic and does no I/O.
 
+pub mod decode;
 mod generate;
 mod ids;
 pub mod payload;
@@ -14,6 +16,7 @@ mod step;
 
 use std::collections::HashMap;
 
+pub use decode::{FLOW_STEPS_MAX, Flow, decode, encode};
 pub use generate::{next_step, sequences};
 pub use ids::{AliasError, AppointmentId, CallId, PatientId, RecordingId};
 pub use state::{Appointment, Call, Limits, Mode, PER_PAGE_CHOICES, Recording, State};

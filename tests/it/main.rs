@@ -6,6 +6,7 @@
 mod bad_input;
 mod cli;
 mod detection;
+mod import_fuzz;
 mod scenarios;
 
 use chaperone::model::{self, Step};

@@ -1,0 +1,327 @@
+//! Decoding fuzz bytes into a valid step sequence, and encoding steps back.
+//!
+//! The `flows` fuzz target and `chaperone import-fuzz` both read a fuzz input
+//! through [`Flow`] (via `arbitrary`), so an artifact the fuzzer saved decodes
+//! to exactly the steps it ran. The input is a list of 3-byte [`Action`]s:
+//! `kind` picks the kind of step (`kind % 11`, in [`ACTIONS`] order), `pick`
+//! chooses among the steps of that kind whose preconditions hold in the
+//! current state (`pick % n`, folded), `arg` fills in the rest (slot, chunk,
+//! page). A kind with no valid step right now is skipped. Fresh aliases come
+//! from the state's counters, so the decoded steps are numbered in order of
+//! first appearance, as a shrunk scenario is.
+//!
+//! **Invariant:** every decoded sequence is valid from the empty state
+//! ([`super::first_invalid`] is `None`), whatever the bytes; at most
+//! [`FLOW_STEPS_MAX`] steps are decoded. [`encode`] is a right inverse on the
+//! sequences it accepts: `decode(encode(steps)) == steps`.
+
+use arbitrary::{Arbitrary, Unstructured};
+
+use super::ids::{AppointmentId, CallId, PatientId, RecordingId};
+use super::state::{Limits, Mode, PER_PAGE_CHOICES, State};
+use super::step::{ACTIONS, Slot, Step};
+
+/// The most steps one fuzz input decodes to; later actions are ignored.
+/// Long enough for several patients' whole call lifecycles, short enough
+/// that one input runs in milliseconds.
+pub const FLOW_STEPS_MAX: usize = 64;
+
+/// One undecoded action: three bytes of fuzz input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub struct Action {
+    /// Which kind of step: `kind % 11`, in [`ACTIONS`] order.
+    pub kind: u8,
+    /// Which of the valid steps of that kind: `pick % n`.
+    pub pick: u8,
+    /// The step's free parameter (slot, chunk number, page), by kind.
+    pub arg: u8,
+}
+
+/// A fuzz input: the actions, read until the bytes run out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Flow {
+    /// The actions, in order; a trailing partial action reads missing bytes as 0.
+    pub actions: Vec<Action>,
+}
+
+impl<'a> Arbitrary<'a> for Flow {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        // Reading every action until the data ends keeps the byte layout a
+        // plain array of 3-byte actions (no length prefix), so libFuzzer's
+        // mutations (insert, erase, copy a chunk) map to step-level edits.
+        let mut actions = Vec::new();
+        while !u.is_empty() && actions.len() < FLOW_STEPS_MAX * 4 {
+            actions.push(Action::arbitrary(u)?);
+        }
+        Ok(Flow { actions })
+    }
+
+    fn arbitrary_take_rest(mut u: Unstructured<'a>) -> arbitrary::Result<Self> {
+        Self::arbitrary(&mut u)
+    }
+}
+
+impl Flow {
+    /// Read a fuzz input exactly as the `flows` fuzz target does.
+    pub fn from_bytes(bytes: &[u8]) -> Flow {
+        // `Flow::arbitrary` only reads u8s, which never fail on short data.
+        Flow::arbitrary_take_rest(Unstructured::new(bytes)).unwrap_or_default()
+    }
+
+    /// The valid step sequence these actions decode to under `limits`.
+    pub fn steps(&self, limits: Limits) -> Vec<Step> {
+        let mut state = State::new(limits);
+        let mut steps = Vec::new();
+        for action in &self.actions {
+            if steps.len() >= FLOW_STEPS_MAX {
+                break;
+            }
+            let kind = usize::from(action.kind) % ACTIONS.len();
+            let candidates = candidates(&state, kind, action.arg);
+            if candidates.is_empty() {
+                continue;
+            }
+            let step = candidates[usize::from(action.pick) % candidates.len()].clone();
+            debug_assert!(state.precondition(&step), "decoded an invalid step {step}");
+            state = state.apply(&step);
+            steps.push(step);
+        }
+        steps
+    }
+}
+
+/// Decode fuzz bytes into a valid step sequence under `limits`.
+pub fn decode(bytes: &[u8], limits: Limits) -> Vec<Step> {
+    Flow::from_bytes(bytes).steps(limits)
+}
+
+/// The fuzz bytes that decode to `steps`, if every step is one the decoder
+/// can produce (fresh aliases in order, a slot on the current day or the
+/// next, chunks 1 to 9, a page size from [`PER_PAGE_CHOICES`]).
+/// Used to write seed inputs from readable scenarios.
+pub fn encode(steps: &[Step], limits: Limits) -> Option<Vec<u8>> {
+    let mut state = State::new(limits);
+    let mut bytes = Vec::with_capacity(steps.len() * 3);
+    for step in steps.iter().take(FLOW_STEPS_MAX) {
+        let kind = step.action_index();
+        let found = (0..=u8::MAX).find_map(|arg| {
+            let candidates = candidates(&state, kind, arg);
+            let pick = candidates.iter().position(|c| c == step)?;
+            Some((u8::try_from(pick).ok()?, arg))
+        });
+        let (pick, arg) = found?;
+        bytes.extend([kind as u8, pick, arg]);
+        state = state.apply(step);
+    }
+    (steps.len() <= FLOW_STEPS_MAX).then_some(bytes)
+}
+
+/// Every valid step of kind `kind` (an index into [`ACTIONS`]) in `state`,
+/// with `arg` as its free parameter, in a fixed order.
+fn candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
+    let patients = &state.patients;
+    let appointment = AppointmentId(state.next_appointment);
+    let (call, recording) = (CallId(state.next_call), RecordingId(state.next_recording));
+    let idle = || {
+        state
+            .appointments
+            .iter()
+            .filter(|(_, a)| !a.cancelled && a.active_call.is_none())
+            .map(|(id, a)| (a.patient, *id))
+    };
+    let active = || {
+        state
+            .calls
+            .iter()
+            .filter(|(_, c)| !c.ended)
+            .map(|(id, c)| (c.patient, *id, c.mode))
+    };
+    let steps: Vec<Step> = match ACTIONS[kind] {
+        "register" => (patients.len() < usize::from(state.limits.patients_max))
+            .then_some(Step::Register {
+                patient: PatientId(state.next_patient),
+            })
+            .into_iter()
+            .collect(),
+        "book" => {
+            // Bit 0: today or tomorrow; the rest: the hour, 8 to 17.
+            let slot = Slot {
+                day: state.day + u16::from(arg & 1),
+                hour: 8 + (arg >> 1) % 10,
+            };
+            patients
+                .iter()
+                .map(|&patient| Step::Book {
+                    patient,
+                    appointment,
+                    slot,
+                })
+                .collect()
+        }
+        "cancel" => idle()
+            .map(|(patient, appointment)| Step::Cancel {
+                patient,
+                appointment,
+            })
+            .collect(),
+        "start-call" => idle()
+            .map(|(patient, appointment)| Step::StartCall {
+                patient,
+                appointment,
+                call,
+                recording,
+            })
+            .collect(),
+        "upgrade" => active()
+            .filter(|(_, _, mode)| *mode == Mode::Audio)
+            .map(|(patient, call, _)| Step::Upgrade {
+                patient,
+                call,
+                recording,
+            })
+            .collect(),
+        "send-media" => active()
+            .map(|(patient, call, _)| Step::SendMedia {
+                patient,
+                call,
+                chunk: 1 + u16::from(arg % 9),
+            })
+            .collect(),
+        "end-call" => active()
+            .map(|(patient, call, _)| Step::EndCall { patient, call })
+            .collect(),
+        "view-history" => {
+            // Low nibble: the page; high nibble: the page size, where 0 is
+            // the default size of 10, as real patients mostly view it.
+            let pages = state.limits.history_pages_max.max(1);
+            let page = 1 + (arg & 0x0f) % pages;
+            let sizes = PER_PAGE_CHOICES.len();
+            let per_page = PER_PAGE_CHOICES[(sizes - 1 + usize::from(arg >> 4)) % sizes];
+            patients
+                .iter()
+                .map(|&patient| Step::ViewHistory {
+                    patient,
+                    page,
+                    per_page,
+                })
+                .collect()
+        }
+        "play" => state
+            .recordings
+            .iter()
+            .map(|(id, r)| Step::Play {
+                patient: r.owner,
+                recording: *id,
+            })
+            .collect(),
+        "probe" => patients
+            .iter()
+            .flat_map(|&patient| {
+                state
+                    .recordings
+                    .iter()
+                    .filter(move |(_, r)| r.owner != patient)
+                    .map(move |(id, _)| Step::Probe {
+                        patient,
+                        recording: *id,
+                    })
+            })
+            .collect(),
+        "erase" => state
+            .recordings
+            .iter()
+            .filter(|(_, r)| r.finished && !r.erased)
+            .map(|(id, r)| Step::Erase {
+                patient: r.owner,
+                recording: *id,
+            })
+            .collect(),
+        other => unreachable!("ACTIONS has no `{other}`"),
+    };
+    debug_assert!(steps.iter().all(|s| state.precondition(s)));
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::first_invalid;
+
+    fn steps_of(lines: &[&str]) -> Vec<Step> {
+        lines.iter().map(|l| Step::parse(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn any_bytes_decode_to_a_valid_bounded_sequence() {
+        // Goal: the decoder's invariant: whatever the bytes, the steps are
+        // valid from the empty state and at most FLOW_STEPS_MAX.
+        // Method: 2,000 pseudo-random inputs of varied length from a fixed
+        // xorshift seed, plus the degenerate ones.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let limits = Limits::default();
+        let mut longest = 0;
+        let mut kinds = [false; ACTIONS.len()];
+        for _ in 0..2_000 {
+            let len = (next() % 400) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let steps = decode(&bytes, limits);
+            assert_eq!(first_invalid(limits, &steps), None);
+            assert!(steps.len() <= FLOW_STEPS_MAX);
+            longest = longest.max(steps.len());
+            for step in &steps {
+                kinds[step.action_index()] = true;
+            }
+        }
+        assert_eq!(longest, FLOW_STEPS_MAX, "long inputs reach the cap");
+        assert!(kinds.iter().all(|k| *k), "every kind decodes: {kinds:?}");
+        assert!(decode(&[], limits).is_empty());
+        assert!(
+            decode(&[255; 2], limits).is_empty(),
+            "nothing valid before register"
+        );
+    }
+
+    #[test]
+    fn encode_then_decode_gives_the_steps_back() {
+        // Goal: seeds written from scenarios decode to those scenarios.
+        // Method: the 2020 incident and a one-patient lifecycle round-trip;
+        // a step the decoder cannot produce is refused.
+        let limits = Limits::default();
+        let incident = steps_of(&[
+            "P1 register",
+            "P2 register",
+            "P1 book A1 at d1-08h",
+            "P1 start-call A1 -> C1 R1",
+            "P2 book A2 at d1-15h",
+            "P2 start-call A2 -> C2 R2",
+            "P1 upgrade C1 -> R3",
+            "P2 view-history page=1 per-page=10",
+        ]);
+        let lifecycle = steps_of(&[
+            "P1 register",
+            "P1 book A1 at d2-17h",
+            "P1 start-call A1 -> C1 R1",
+            "P1 send-media C1 #9",
+            "P1 upgrade C1 -> R2",
+            "P1 send-media C1 #1",
+            "P1 end-call C1",
+            "P1 view-history page=3 per-page=1",
+            "P1 play R2",
+            "P1 erase R1",
+            "P1 cancel A1",
+        ]);
+        for steps in [incident, lifecycle] {
+            let bytes = encode(&steps, limits).expect("encodable");
+            assert_eq!(bytes.len(), steps.len() * 3);
+            assert_eq!(decode(&bytes, limits), steps);
+        }
+        let skipped_alias = steps_of(&["P2 register"]);
+        assert_eq!(encode(&skipped_alias, limits), None);
+    }
+}
