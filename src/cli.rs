@@ -1,4 +1,4 @@
-//! The command line: `run`, `replay`, `faults`.
+//! The command line: `run`, `replay`, `faults`, `gate`, `images build`.
 //!
 //! Exit codes (DESIGN.md): 0 pass, 1 privacy violation, 2 usage or
 //! configuration error, 3 unknown (the target failed, or too little of the
@@ -38,14 +38,20 @@ enum Command {
     Replay(ReplayArgs),
     /// List the reference clinic's plantable faults.
     Faults,
+    /// The CI gate: replay every scenario in scenarios/, then explore fixed seeds.
+    Gate(GateArgs),
+    /// Container images.
+    #[command(subcommand)]
+    Images(ImagesCommand),
 }
 
 #[derive(Debug, Args)]
 struct TargetArgs {
-    /// `embedded` (the reference clinic in-process) or the base URL of a running clinic.
-    #[arg(long, value_name = "embedded|URL")]
+    /// `embedded` (the reference clinic in-process), `containers` (the clinic as
+    /// two containers), a target file FILE.toml, or the base URL of a running clinic.
+    #[arg(long, value_name = "embedded|containers|FILE.toml|URL")]
     target: Option<TargetSpec>,
-    /// Plant a fault in the embedded clinic (repeatable); see `chaperone faults`.
+    /// Plant a fault in the embedded clinic or the containers (repeatable); see `chaperone faults`.
     #[arg(long = "fault", value_name = "NAME")]
     faults: Vec<String>,
 }
@@ -127,6 +133,8 @@ pub fn main() -> ExitCode {
             faults();
             Ok(0)
         }
+        Command::Gate(args) => gate(args),
+        Command::Images(ImagesCommand::Build(args)) => images_build(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -156,9 +164,14 @@ fn parse_faults(names: &[String]) -> Result<FaultSet, Failure> {
 fn check_fault_target(spec: &TargetSpec, faults: &FaultSet) -> Result<(), Failure> {
     if matches!(spec, TargetSpec::Url(_)) && !faults.is_empty() {
         return Err(usage(
-            "--fault plants faults in the embedded clinic only; a URL target runs the faults it was started with \
-             (e.g. `clinic serve --fault NAME`), so drop --fault or use --target embedded",
+            "--fault plants faults in the embedded clinic or containers only; a URL target runs the faults it was \
+             started with (e.g. `clinic serve --fault NAME`), so drop --fault or use --target embedded|containers",
         ));
+    }
+    if !faults.is_empty() && !spec.plants_faults() {
+        return Err(usage(format!(
+            "--fault given but no service in {spec} has `faults_env`; drop --fault or add it to the target file"
+        )));
     }
     Ok(())
 }
@@ -241,8 +254,10 @@ fn random_seed() -> u64 {
 fn scenario_file_name(spec: &TargetSpec, faults: &FaultSet, seed: u64) -> String {
     let label = match spec {
         TargetSpec::Url(_) => "url".to_string(),
-        TargetSpec::Embedded if faults.is_empty() => "clean".to_string(),
-        TargetSpec::Embedded => faults
+        TargetSpec::Embedded | TargetSpec::Containers(_) if faults.is_empty() => {
+            "clean".to_string()
+        }
+        TargetSpec::Embedded | TargetSpec::Containers(_) => faults
             .iter()
             .map(|f| f.name())
             .collect::<Vec<_>>()
@@ -288,15 +303,12 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
 
     let target = Target::new(spec.clone(), faults.clone());
     let rt = runtime()?;
-    rt.block_on(target.probe()).map_err(|e| {
-        unknown(format!(
-            "target {spec} is unreachable or unhealthy: {e}; start it or check --target"
-        ))
-    })?;
+    ready(&rt, &target)?;
     let report = {
         let mut bar = Bar::new(config.cases);
-        rt.block_on(runner::check(&target, &config, &mut bar))
+        until_interrupted(&rt, &target, runner::check(&target, &config, &mut bar))?
     };
+    rt.block_on(target.shutdown());
     drop(rt);
 
     let verdict = report.verdict();
@@ -362,9 +374,9 @@ fn replay(args: ReplayArgs) -> Result<u8, Failure> {
         FaultSet::default()
     } else if !explicit.is_empty() {
         explicit
-    } else if matches!(spec, TargetSpec::Url(_)) {
-        // The file's faults were planted in an embedded clinic; a URL target
-        // runs whatever it was started with.
+    } else if !spec.plants_faults() {
+        // A URL target (or a target file without `faults_env`) runs whatever
+        // it was started with.
         FaultSet::default()
     } else {
         scenario.faults.clone()
@@ -382,12 +394,13 @@ fn replay(args: ReplayArgs) -> Result<u8, Failure> {
     );
     let target = Target::new(spec.clone(), faults);
     let rt = runtime()?;
-    rt.block_on(target.probe()).map_err(|e| {
-        unknown(format!(
-            "target {spec} is unreachable or unhealthy: {e}; start it or check --target"
-        ))
-    })?;
-    let report = rt.block_on(runner::replay(&target, &scenario, args.repeat));
+    ready(&rt, &target)?;
+    let report = until_interrupted(
+        &rt,
+        &target,
+        runner::replay(&target, &scenario, args.repeat),
+    )?;
+    rt.block_on(target.shutdown());
     drop(rt);
 
     if let Some(violations) = report.runs.iter().find_map(|r| r.violations()) {
@@ -425,4 +438,364 @@ fn replay(args: ReplayArgs) -> Result<u8, Failure> {
         return Ok(3);
     }
     Ok(0)
+}
+
+// ---------------------------------------------------------------------------
+// Containers: readiness, interruption, `images build`, `gate`.
+
+/// Make `target` ready (containers start here), or fail with its exit code:
+/// 2 for a set-up the user must fix (a missing image or binary), 3 otherwise.
+fn ready(rt: &tokio::runtime::Runtime, target: &Target) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let result = rt.block_on(async {
+        tokio::select! {
+            result = target.ready() => Some(result),
+            () = interrupted() => None,
+        }
+    });
+    match result {
+        Some(Ok(())) => {
+            if let Some(startup) = target.with_environment(|e| e.startup()) {
+                println!(
+                    "containers up in {:.1}s (run id {}; removed on exit)",
+                    startup.as_secs_f64(),
+                    target
+                        .with_environment(|e| e.run_id().to_string())
+                        .unwrap_or_default()
+                );
+                let _ = std::io::stdout().flush();
+            }
+            Ok(())
+        }
+        Some(Err(e)) => {
+            rt.block_on(target.shutdown());
+            Err(Failure {
+                code: e.exit_code(),
+                message: format!("target {} is not ready: {e}", target.spec()),
+            })
+        }
+        None => {
+            rt.block_on(target.shutdown());
+            Err(unknown(format!(
+                "interrupted after {:.1}s while starting the target; everything started was removed",
+                started.elapsed().as_secs_f64()
+            )))
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (a CI runner cancelling the job).
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Run `work`; on Ctrl-C or SIGTERM remove the target's containers and fail
+/// with exit 3 (no verdict).
+fn until_interrupted<T>(
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    work: impl Future<Output = T>,
+) -> Result<T, Failure> {
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            out = work => Some(out),
+            () = interrupted() => None,
+        }
+    });
+    match outcome {
+        Some(out) => Ok(out),
+        None => {
+            rt.block_on(target.shutdown());
+            Err(unknown(
+                "interrupted: no verdict; every container started was removed",
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ImagesCommand {
+    /// Build the clinic image from the release clinic binary, pulling nothing.
+    Build(ImagesBuildArgs),
+}
+
+#[derive(Debug, Args)]
+struct ImagesBuildArgs {
+    /// The clinic binary [default: CHAPERONE_CLINIC_BIN, else target/release/clinic].
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
+    /// Rebuild even if an image with this binary's hash exists.
+    #[arg(long)]
+    force: bool,
+}
+
+fn images_build(args: ImagesBuildArgs) -> Result<u8, Failure> {
+    use crate::target::{containers, images};
+    let binary = match args.binary {
+        Some(path) if path.is_file() => path,
+        Some(path) => return Err(usage(format!("no clinic binary at {}", path.display()))),
+        None => images::clinic_binary().map_err(|e| usage(e.to_string()))?,
+    };
+    let rt = runtime()?;
+    let docker = rt
+        .block_on(containers::docker())
+        .map_err(|e| unknown(e.to_string()))?;
+    let image = rt
+        .block_on(images::ensure_clinic_image(&docker, &binary, args.force))
+        .map_err(|e| unknown(e.to_string()))?;
+    let size = image.size_bytes.map_or("unknown size".to_string(), |b| {
+        format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+    });
+    if image.built {
+        println!(
+            "built {} from {} in {:.1}s ({size})",
+            image.reference(),
+            binary.display(),
+            image.build_time.as_secs_f64()
+        );
+    } else {
+        println!(
+            "{} is up to date for {} ({size})",
+            image.reference(),
+            binary.display()
+        );
+    }
+    Ok(0)
+}
+
+#[derive(Debug, Args)]
+struct GateArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The checked-in scenarios to replay (every *.toml directly inside).
+    #[arg(long, default_value = "scenarios", value_name = "DIR")]
+    scenarios: PathBuf,
+    /// The seeds to explore, in order (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1u64, 2, 3])]
+    seeds: Vec<u64>,
+    /// Cases per seed.
+    #[arg(long, default_value_t = 200)]
+    cases: u32,
+    /// Most steps in one case.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    steps_max: u64,
+    /// Most simulated patients in one case.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1_000))]
+    patients_max: u16,
+    /// Most cases run while shrinking a finding.
+    #[arg(long, default_value_t = 2_000)]
+    shrink_runs_max: u32,
+    /// No new seed starts after this many seconds (a started seed finishes).
+    #[arg(long, default_value_t = 600)]
+    budget_secs: u64,
+    /// Where to write the minimal scenario of each finding.
+    #[arg(long, default_value = "scenarios/found", value_name = "DIR")]
+    out: PathBuf,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a machine-readable report here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// Prints the gate's progress line by line (CI logs), with a bar on a terminal.
+struct GatePrinter {
+    bar: Bar,
+    cases: u32,
+}
+
+impl runner::GateProgress for GatePrinter {
+    fn scenario_done(&mut self, result: &runner::ScenarioResult) {
+        let outcome = match &result.outcome {
+            runner::ScenarioOutcome::Met => "ok".to_string(),
+            runner::ScenarioOutcome::NotMet(why) => format!("FAILED: {why}"),
+            runner::ScenarioOutcome::Unknown(why) => format!("UNKNOWN: {why}"),
+            runner::ScenarioOutcome::Skipped(why) => format!("skipped: {why}"),
+        };
+        println!("scenario {} ... {outcome}", result.file.display());
+        let _ = std::io::stdout().flush();
+    }
+
+    fn seed_started(&mut self, seed: u64) {
+        println!("seed {seed}: exploring {} cases", self.cases);
+        let _ = std::io::stdout().flush();
+        self.bar = Bar::new(self.cases);
+    }
+
+    fn seed_done(&mut self, result: &runner::SeedResult) {
+        self.bar = Bar(None);
+        match &result.report {
+            None => println!(
+                "seed {}: skipped (the time budget ran out before it started)",
+                result.seed
+            ),
+            Some(report) => println!(
+                "seed {}: {} {}",
+                result.seed,
+                report.verdict().name().to_uppercase(),
+                console::summary(report)
+            ),
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    fn check_progress(&mut self) -> &mut dyn Progress {
+        &mut self.bar
+    }
+}
+
+fn gate(args: GateArgs) -> Result<u8, Failure> {
+    let spec = args.target.target.clone().unwrap_or(TargetSpec::Embedded);
+    let faults = parse_faults(&args.target.faults)?;
+    check_fault_target(&spec, &faults)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.scenarios)
+        .map_err(|e| {
+            usage(format!(
+                "cannot read scenarios directory {}: {e}",
+                args.scenarios.display()
+            ))
+        })?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let mut scenarios = Vec::new();
+    for file in files {
+        let scenario = Scenario::read(&file).map_err(|e| usage(e.to_string()))?;
+        scenarios.push((file, scenario));
+    }
+    let config = runner::GateConfig {
+        seeds: args.seeds.clone(),
+        check: CheckConfig {
+            seed: 0,
+            cases: args.cases,
+            steps_max: args.steps_max as usize,
+            limits: Limits {
+                patients_max: args.patients_max,
+                ..Limits::default()
+            },
+            shrink_runs_max: args.shrink_runs_max,
+        },
+        budget: Duration::from_secs(args.budget_secs),
+    };
+    println!(
+        "chaperone gate | target {spec} | faults {} | {} scenarios from {} | seeds {} | {} cases per seed, \
+         steps_max {}, patients_max {}, shrink_runs_max {} | budget {}s",
+        fault_list(&faults),
+        scenarios.len(),
+        args.scenarios.display(),
+        args.seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        args.cases,
+        args.steps_max,
+        args.patients_max,
+        args.shrink_runs_max,
+        args.budget_secs
+    );
+    let _ = std::io::stdout().flush();
+
+    let rt = runtime()?;
+    let mut printer = GatePrinter {
+        bar: Bar(None),
+        cases: args.cases,
+    };
+    // Interrupting drops the gate's future and with it every target it
+    // started: their environments remove themselves on drop.
+    let report = rt
+        .block_on(async {
+            tokio::select! {
+                report = runner::gate(&spec, &faults, &scenarios, &config, &mut printer) => Some(report),
+                () = interrupted() => None,
+            }
+        })
+        .ok_or_else(|| unknown("interrupted: no verdict; every container started was removed"))?;
+    drop(printer);
+    drop(rt);
+
+    let mut scenario_paths = Vec::new();
+    for seed in &report.seeds {
+        let Some(finding) = seed.report.as_ref().and_then(|r| r.finding.as_ref()) else {
+            continue;
+        };
+        let clause = finding
+            .violations
+            .iter()
+            .map(|v| v.clause)
+            .min()
+            .unwrap_or(Clause::Ownership);
+        let scenario = Scenario {
+            description: None,
+            target: spec.clone(),
+            faults: faults.clone(),
+            seed: Some(seed.seed),
+            expect: Expect::Violation(clause),
+            steps: finding.steps.clone(),
+        };
+        let path = args.out.join(scenario_file_name(&spec, &faults, seed.seed));
+        let shown = path.display().to_string();
+        let replay_command = format!("chaperone replay {shown}");
+        write_file(&path, &scenario.to_toml(Some(&replay_command)))?;
+        println!();
+        print!(
+            "{}",
+            console::finding(finding, Some(&shown), Some(&replay_command))
+        );
+        scenario_paths.push((seed.seed, shown));
+    }
+
+    let verdict = report.verdict();
+    let met = report
+        .scenarios
+        .iter()
+        .filter(|s| s.outcome == runner::ScenarioOutcome::Met)
+        .count();
+    let explored = report.seeds.iter().filter(|s| s.report.is_some()).count();
+    let summary = format!(
+        "scenarios {met}/{} as expected; seeds explored {explored}/{}; {:.1}s",
+        report.scenarios.len(),
+        report.seeds.len(),
+        report.elapsed.as_secs_f64()
+    );
+    println!();
+    match &verdict {
+        Verdict::Pass => println!("GATE PASS: {summary}"),
+        Verdict::Violation => println!("GATE FAIL: {summary}"),
+        Verdict::Unknown(why) => println!("GATE UNKNOWN: {why}. {summary}"),
+    }
+    let target_name = spec.to_string();
+    if let Some(path) = &args.junit {
+        write_file(
+            path,
+            &crate::report::junit::gate_report(&report, &target_name),
+        )?;
+    }
+    if let Some(path) = &args.json {
+        let fault_names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+        let value = json::gate_report(&report, &target_name, &fault_names, &scenario_paths);
+        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        write_file(path, &format!("{text}\n"))?;
+    }
+    Ok(verdict.exit_code())
 }
