@@ -49,8 +49,10 @@ enum Command {
 struct TargetArgs {
     /// `embedded` (the reference clinic in-process), `containers` (the clinic as
     /// two containers), a target file FILE.toml, or the base URL of a running clinic.
+    // Parsed by `TargetArgs::spec`, not clap, so a target file's validation
+    // error stays one line.
     #[arg(long, value_name = "embedded|containers|FILE.toml|URL")]
-    target: Option<TargetSpec>,
+    target: Option<String>,
     /// Plant a fault in the embedded clinic or the containers (repeatable); see `chaperone faults`.
     #[arg(long = "fault", value_name = "NAME")]
     faults: Vec<String>,
@@ -95,6 +97,16 @@ struct ReplayArgs {
     /// Replay this many times and report the reproduction rate.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     repeat: u32,
+}
+
+impl TargetArgs {
+    /// The `--target`, parsed; a bad name or target file is a usage error.
+    fn spec(&self) -> Result<Option<TargetSpec>, Failure> {
+        self.target
+            .as_deref()
+            .map(|s| s.parse::<TargetSpec>().map_err(|e| usage(e.to_string())))
+            .transpose()
+    }
 }
 
 /// A failure that ends the command with a one-line message and an exit code.
@@ -275,7 +287,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 fn run(args: RunArgs) -> Result<u8, Failure> {
-    let spec = args.target.target.clone().unwrap_or(TargetSpec::Embedded);
+    let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
     let faults = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &faults)?;
     let seed_given = args.seed.is_some();
@@ -363,11 +375,10 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
 
 fn replay(args: ReplayArgs) -> Result<u8, Failure> {
     let scenario = Scenario::read(&args.file).map_err(|e| usage(e.to_string()))?;
-    let spec = args
-        .target
-        .target
-        .clone()
-        .unwrap_or_else(|| scenario.target.clone());
+    let spec = match args.target.spec()? {
+        Some(spec) => spec,
+        None => scenario.target.clone(),
+    };
     let explicit = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &explicit)?;
     let faults = if args.no_faults {
@@ -664,7 +675,7 @@ impl runner::GateProgress for GatePrinter {
 }
 
 fn gate(args: GateArgs) -> Result<u8, Failure> {
-    let spec = args.target.target.clone().unwrap_or(TargetSpec::Embedded);
+    let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
     let faults = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &faults)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.scenarios)

@@ -276,6 +276,15 @@ impl Environment {
                 name: service.name.clone(),
                 container,
             });
+            let running = &self.running[self.running.len() - 1].container;
+            if !running.is_running().await.unwrap_or(false) {
+                let code = running.exit_code().await.ok().flatten();
+                return Err(StartError::Failed(format!(
+                    "service `{}` exited as it started (exit code {}); check its image and command",
+                    service.name,
+                    code.map_or("unknown".to_string(), |c| c.to_string())
+                )));
+            }
             let (host_port, ip) = match (host_port, ip) {
                 (Ok(p), Ok(ip)) => (p, ip),
                 (Err(e), _) | (_, Err(e)) => {
@@ -286,7 +295,6 @@ impl Environment {
                 }
             };
             let base = format!("http://127.0.0.1:{host_port}");
-            let running = &self.running[self.running.len() - 1].container;
             wait_healthy(
                 &client,
                 &format!("{base}{}", service.health),
