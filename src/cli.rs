@@ -480,10 +480,17 @@ fn ready(rt: &tokio::runtime::Runtime, target: &Target) -> Result<(), Failure> {
         }
         Some(Err(e)) => {
             rt.block_on(target.shutdown());
-            Err(Failure {
-                code: e.exit_code(),
-                message: format!("target {} is not ready: {e}", target.spec()),
-            })
+            let code = e.exit_code();
+            let message = match e {
+                crate::target::ReadyError::Unhealthy(e) => format!(
+                    "target {} is unreachable or unhealthy: {e}; start it or check --target",
+                    target.spec()
+                ),
+                crate::target::ReadyError::Start(e) => {
+                    format!("target {} could not start: {e}", target.spec())
+                }
+            };
+            Err(Failure { code, message })
         }
         None => {
             rt.block_on(target.shutdown());
