@@ -129,6 +129,12 @@ struct Started {
     environment: Mutex<Option<Environment>>,
 }
 
+// Concurrent runners (soak) share one `Target` by reference across tasks.
+const _: fn() = || {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<Target>();
+};
+
 /// Why a target could not be made ready.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadyError {

@@ -698,3 +698,72 @@ fn the_gate_against_containers_passes_and_writes_junit_and_json() {
     );
     assert_nothing_left_by(output_pid);
 }
+
+/// A started target dropped without `shutdown` (a panic, an early return)
+/// still removes its containers and network, inside a runtime or outside.
+#[test]
+fn dropping_a_started_target_removes_everything() {
+    if !engine() {
+        return;
+    }
+    let rt = runtime();
+    let outside = containers_target(&[]);
+    rt.block_on(outside.ready()).expect("containers start");
+    let outside_id = run_id(&outside);
+    drop(outside);
+    assert_nothing_left(&outside_id);
+
+    let inside_id = rt.block_on(async {
+        let inside = containers_target(&[]);
+        inside.ready().await.expect("containers start");
+        let id = run_id(&inside);
+        drop(inside);
+        id
+    });
+    assert_nothing_left(&inside_id);
+}
+
+#[test]
+fn ctrl_c_during_the_gate_removes_everything() {
+    if !engine() {
+        return;
+    }
+    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chaperone"))
+        .args([
+            "gate",
+            "--target",
+            "containers",
+            "--scenarios",
+            scenarios,
+            "--cases",
+            "1000000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the gate");
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // Interrupt once the first scenario is done and a second environment is starting.
+    let first = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("scenario "))
+        .expect("a scenario line");
+    assert!(first.ends_with("... ok"), "{first}");
+    std::thread::sleep(Duration::from_millis(500));
+    let drain = std::thread::spawn(move || lines.count());
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let status = child.wait().expect("wait");
+    drain.join().expect("drain");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err).ok();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_nothing_left_by(pid);
+}
