@@ -149,6 +149,30 @@ fn leftovers(run_id: &str) -> (usize, usize) {
     })
 }
 
+/// The host addresses a run's containers publish ports on.
+fn published_ips(run_id: &str) -> Vec<String> {
+    let filter = format!("{RUN_LABEL}={run_id}");
+    with_docker(move |docker| {
+        Box::pin(async move {
+            let filters = std::collections::HashMap::from([("label", vec![filter.as_str()])]);
+            let containers = docker
+                .list_containers(Some(
+                    ListContainersOptionsBuilder::new()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .expect("list containers");
+            containers
+                .iter()
+                .flat_map(|c| c.ports.clone().unwrap_or_default())
+                .filter(|p| p.public_port.is_some())
+                .map(|p| p.ip.unwrap_or_default())
+                .collect()
+        })
+    })
+}
+
 fn assert_nothing_left(run_id: &str) {
     assert_eq!(
         leftovers(run_id),
@@ -313,8 +337,14 @@ fn the_clean_clinic_in_containers_passes() {
         ..CheckConfig::default()
     };
     let report = rt.block_on(runner::check(&target, &config, &mut ()));
+    let published = published_ips(&id);
     rt.block_on(target.shutdown());
     assert_eq!(report.verdict(), Verdict::Pass, "{report:?}");
+    assert_eq!(
+        published,
+        vec!["127.0.0.1".to_string(); 2],
+        "one port per service, on loopback only"
+    );
     assert_eq!(report.cases_run, 200);
     assert_nothing_left(&id);
 }
