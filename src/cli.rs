@@ -189,10 +189,15 @@ fn check_fault_target(spec: &TargetSpec, faults: &FaultSet) -> Result<(), Failur
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| unknown(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| unknown(format!("cannot start the async runtime: {e}")))?;
+    {
+        let _inside = rt.enter();
+        listen_for_signals();
+    }
+    Ok(rt)
 }
 
 fn fault_list(faults: &FaultSet) -> String {
@@ -459,9 +464,10 @@ fn replay(args: ReplayArgs) -> Result<u8, Failure> {
 fn ready(rt: &tokio::runtime::Runtime, target: &Target) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let result = rt.block_on(async {
+        let stop = interrupted();
         tokio::select! {
             result = target.ready() => Some(result),
-            () = interrupted() => None,
+            () = stop => None,
         }
     });
     match result {
@@ -502,26 +508,56 @@ fn ready(rt: &tokio::runtime::Runtime, target: &Target) -> Result<(), Failure> {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM (a CI runner cancelling the job).
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+/// Set once Ctrl-C or SIGTERM (a CI runner cancelling the job) arrived.
+static STOP: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>> = std::sync::OnceLock::new();
+
+/// Listen for Ctrl-C and SIGTERM for the rest of the process, from the
+/// moment the runtime exists: a signal that arrives between two steps of a
+/// command is remembered, not lost. Call inside the runtime.
+fn listen_for_signals() {
+    STOP.get_or_init(|| {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let interrupt = signal(SignalKind::interrupt()).ok();
+            let terminate = signal(SignalKind::terminate()).ok();
+            tokio::spawn(async move {
+                match (interrupt, terminate) {
+                    (Some(mut interrupt), Some(mut terminate)) => {
+                        tokio::select! {
+                            _ = interrupt.recv() => {}
+                            _ = terminate.recv() => {}
+                        }
+                    }
+                    _ => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+                let _ = tx.send(true);
+            });
+        }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(true);
+        });
+        rx
+    });
+}
+
+/// Resolves once Ctrl-C or SIGTERM has arrived (at once if it already has).
+fn interrupted() -> impl Future<Output = ()> {
+    let stop = STOP.get().cloned();
+    async move {
+        match stop {
+            Some(mut stop) => {
+                if stop.wait_for(|stopped| *stopped).await.is_err() {
+                    std::future::pending::<()>().await;
                 }
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            None => std::future::pending::<()>().await,
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -533,9 +569,10 @@ fn until_interrupted<T>(
     work: impl Future<Output = T>,
 ) -> Result<T, Failure> {
     let outcome = rt.block_on(async {
+        let stop = interrupted();
         tokio::select! {
             out = work => Some(out),
-            () = interrupted() => None,
+            () = stop => None,
         }
     });
     match outcome {
@@ -743,9 +780,10 @@ fn gate(args: GateArgs) -> Result<u8, Failure> {
     // started: their environments remove themselves on drop.
     let report = rt
         .block_on(async {
+            let stop = interrupted();
             tokio::select! {
                 report = runner::gate(&spec, &faults, &scenarios, &config, &mut printer) => Some(report),
-                () = interrupted() => None,
+                () = stop => None,
             }
         })
         .ok_or_else(|| unknown("interrupted: no verdict; every container started was removed"))?;

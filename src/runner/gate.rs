@@ -248,21 +248,23 @@ pub async fn gate(
                 };
                 check(&explore, &check_config, progress.check_progress()).await
             }
-            Err(error) => {
-                // Not ready: a report with the failure, so the seed is unknown.
-                let mut report = check(
-                    &explore,
-                    &CheckConfig {
-                        seed,
-                        cases: 0,
-                        ..config.check.clone()
-                    },
-                    &mut (),
-                )
-                .await;
-                report.target_failure = Some(format!("the target is not ready: {error}"));
-                report
-            }
+            Err(error) => CheckReport {
+                config: CheckConfig {
+                    seed,
+                    ..config.check.clone()
+                },
+                cases_run: 0,
+                steps_run: 0,
+                coverage: [0; crate::model::ACTIONS.len()],
+                warnings: Vec::new(),
+                warnings_count: 0,
+                diverged_cases: 0,
+                first_divergence: None,
+                finding: None,
+                // No case ran: the seed is unknown, never a pass.
+                target_failure: Some(format!("the target is not ready: {error}")),
+                elapsed: Duration::ZERO,
+            },
         };
         let result = SeedResult {
             seed,

@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 use clinic::FaultSet;
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::models::{NetworkCreateRequest, PortBinding};
+use testcontainers::bollard::query_parameters::{
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 use testcontainers::core::{Host, IntoContainerPort};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -192,9 +195,12 @@ impl Environment {
 
         let run_id = run_id();
         let network = format!("chaperone-{run_id}");
+        // The environment exists before anything is created, so that if this
+        // future is dropped half-way (Ctrl-C), its `Drop` removes whatever
+        // the engine did create, by name and by label.
         let mut env = Environment {
             run_id: run_id.clone(),
-            network: None,
+            network: Some(network.clone()),
             docker: docker.clone(),
             running: Vec::new(),
             api_url: String::new(),
@@ -209,7 +215,6 @@ impl Environment {
             })
             .await
             .map_err(|e| StartError::Failed(format!("cannot create network: {e}")))?;
-        env.network = Some(network.clone());
 
         match env.start_services(file, faults, &images, &network).await {
             Ok(()) => {
@@ -337,15 +342,56 @@ impl Environment {
     /// Remove every container, then the network. Errors are ignored: a
     /// container already gone is what we want.
     pub async fn shutdown(mut self) {
-        self.remove().await;
+        let running = std::mem::take(&mut self.running);
+        let network = self.network.take();
+        remove(&self.docker, &self.run_id, running, network, 1).await;
     }
+}
 
-    async fn remove(&mut self) {
-        while let Some(running) = self.running.pop() {
-            let _ = running.container.rm().await;
+/// Remove a run: its known containers, then anything else carrying its label
+/// (a container whose creation was under way when a start was interrupted),
+/// then its network. After an interrupted start, sweep twice, a moment
+/// apart: a create request the engine had already accepted may land after
+/// the first sweep.
+async fn remove(
+    docker: &Docker,
+    run_id: &str,
+    running: Vec<Running>,
+    network: Option<String>,
+    sweeps: u32,
+) {
+    for running in running.into_iter().rev() {
+        let _ = running.container.rm().await;
+    }
+    let label = format!("{RUN_LABEL}={run_id}");
+    for sweep in 0..sweeps {
+        if sweep > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        if let Some(network) = self.network.take() {
-            let _ = self.docker.remove_network(&network).await;
+        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        if let Ok(left) = docker.list_containers(Some(options)).await {
+            for container in left {
+                if let Some(id) = container.id {
+                    let _ = docker
+                        .remove_container(
+                            &id,
+                            Some(
+                                RemoveContainerOptionsBuilder::new()
+                                    .force(true)
+                                    .v(true)
+                                    .build(),
+                            ),
+                        )
+                        .await;
+                }
+            }
+        }
+        if let Some(network) = &network {
+            let _ = docker.remove_network(network).await;
         }
     }
 }
@@ -355,12 +401,12 @@ impl Drop for Environment {
         if self.running.is_empty() && self.network.is_none() {
             return;
         }
-        // Not shut down explicitly (a panic, an early return): remove
+        // Not shut down explicitly (a panic, an interrupted start): remove
         // everything from a thread of our own, which works whether or not the
         // caller is inside a runtime.
         let running = std::mem::take(&mut self.running);
         let network = self.network.take();
-        let docker = self.docker.clone();
+        let run_id = self.run_id.clone();
         let cleanup = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -369,12 +415,11 @@ impl Drop for Environment {
                 return;
             };
             rt.block_on(async move {
-                for running in running.into_iter().rev() {
-                    let _ = running.container.rm().await;
-                }
-                if let Some(network) = network {
-                    let _ = docker.remove_network(&network).await;
-                }
+                // A client of this runtime's own: the caller's may be gone.
+                let Ok(docker) = Docker::connect_with_local_defaults() else {
+                    return;
+                };
+                remove(&docker, &run_id, running, network, 2).await;
             });
         });
         let _ = cleanup.join();
