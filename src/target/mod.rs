@@ -11,9 +11,14 @@
 //! every case of a run. Each case registers fresh patients and, when it ends,
 //! cleans up after itself through the driver ([`crate::driver::Driver::clean_up`]):
 //! ends its calls and erases every recording its patients can see, so what an
-//! earlier case left can never show up in a later case's observations (the
-//! reference clinic's per-patient views and sequence-ordered lists make that
-//! sufficient; `tests/it/containers.rs` shows findings replay on a fresh clinic).
+//! earlier case left cannot show up in a later case's observations. For the
+//! reference clinic with any one fault planted that is sufficient (its views
+//! are per patient or skip erased recordings, its lists are ordered by
+//! sequence); `tests/it/containers.rs` shows every fault's finding replays on a
+//! fresh clinic, and that without the clean-up it would not. With several
+//! faults at once it may not be: e.g. `upgrade-phantom` can hand a stray
+//! recording to an earlier case's patient after its clean-up, which
+//! `history-page2-unfiltered` then shows to everyone.
 //! The embedded clinic is fresh per case and needs none of this.
 //!
 //! [`Target`] is `Send + Sync` and cheap to share by reference: concurrent
