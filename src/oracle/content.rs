@@ -12,36 +12,72 @@ use super::{Clause, Context, Finding, Violation};
 use crate::driver::BodyKind;
 use crate::model::{PatientId, payload};
 
-/// The automaton over the canaries of patients `P1..=Pn`.
+/// Recognises patients' canaries in bytes.
+///
+/// Two forms: [`Canaries::new`] is one aho-corasick automaton over the
+/// canaries of `P1..=Pn` (a `check` case knows all its patients up front);
+/// [`Canaries::any`] recognises the canary of any alias, for a soak whose
+/// patients keep arriving: it finds the fixed `CNRY` prefix with the same
+/// automaton machinery and then confirms the whole token against
+/// [`payload::canary`], so a near miss is never attributed to anyone.
 #[derive(Debug, Clone)]
 pub struct Canaries {
     automaton: AhoCorasick,
-    count: u16,
+    count: Option<u32>,
 }
+
+/// The prefix every canary starts with (see [`payload::canary`]).
+const PREFIX: &str = "CNRY";
 
 impl Canaries {
     /// Canaries for the first `patients` aliases.
-    pub fn new(patients: u16) -> Canaries {
+    pub fn new(patients: u32) -> Canaries {
         let patterns: Vec<String> = (1..=patients)
             .map(|n| payload::canary(PatientId(n)))
             .collect();
         let automaton = AhoCorasick::new(&patterns).expect("canaries are short literal strings");
         Canaries {
             automaton,
-            count: patients,
+            count: Some(patients),
         }
     }
 
-    /// How many patients' canaries the automaton holds.
-    pub fn patients(&self) -> u16 {
+    /// Canaries of every possible alias.
+    pub fn any() -> Canaries {
+        let automaton = AhoCorasick::new([PREFIX]).expect("a literal prefix");
+        Canaries {
+            automaton,
+            count: None,
+        }
+    }
+
+    /// How many patients' canaries are recognised (`None`: any patient's).
+    pub fn patients(&self) -> Option<u32> {
         self.count
     }
 
     /// Whose canaries occur in `haystack`.
     pub fn owners(&self, haystack: &[u8]) -> BTreeSet<PatientId> {
+        if self.count.is_some() {
+            return self
+                .automaton
+                .find_iter(haystack)
+                .map(|m| PatientId(m.pattern().as_u32() + 1))
+                .collect();
+        }
         self.automaton
             .find_iter(haystack)
-            .map(|m| PatientId(m.pattern().as_u32() as u16 + 1))
+            .filter_map(|m| {
+                let rest = &haystack[m.end()..];
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                let n: u32 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+                let patient = PatientId(n);
+                let expected = payload::canary(patient);
+                haystack
+                    .get(m.start()..m.start() + expected.len())
+                    .filter(|token| *token == expected.as_bytes())
+                    .map(|_| patient)
+            })
             .collect()
     }
 }

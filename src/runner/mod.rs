@@ -8,11 +8,12 @@
 
 pub mod check;
 mod execute;
+pub mod soak;
 pub mod replay;
 
 pub use check::{CheckConfig, CheckReport, Finding, Progress, check, run_case};
-pub use execute::{CaseEnd, CaseRun, execute};
-pub use replay::{ReplayReport, Reproduction, replay};
+pub use execute::{CaseEnd, CaseRun, execute, execute_grouped};
+pub use replay::{ReplayReport, Reproduction, replay, run_grouped};
 
 /// The verdict of a run, and its exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]

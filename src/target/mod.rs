@@ -11,7 +11,7 @@ use std::fmt;
 
 use clinic::FaultSet;
 
-use crate::driver::{ClinicRest, TargetError, clinic_rest};
+use crate::driver::{ClinicRest, RecordingBook, TargetError, clinic_rest};
 
 /// Which target to run against, as the user named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +133,12 @@ impl CaseTarget {
     /// A fresh driver (no sessions) for this case's service.
     pub fn driver(&self) -> ClinicRest {
         ClinicRest::new(self.client.clone(), self.base.clone())
+    }
+
+    /// A fresh driver (no sessions) that learns and names recordings in a
+    /// shared `book`: concurrent patients each get one (soak, grouped replay).
+    pub fn driver_sharing(&self, book: RecordingBook) -> ClinicRest {
+        ClinicRest::sharing(self.client.clone(), self.base.clone(), book)
     }
 
     /// Stop an embedded clinic and wait for it; a no-op for a URL.
