@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod detection;
 mod scenarios;
+mod soak;
 
 use chaperone::model::{self, Step};
 use chaperone::oracle::Clause;
