@@ -550,7 +550,9 @@ fn soak(args: SoakArgs) -> Result<u8, Failure> {
     let faults = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &faults)?;
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-        return Err(usage("--rate must be a positive number of operations per second"));
+        return Err(usage(
+            "--rate must be a positive number of operations per second",
+        ));
     }
     let seed_given = args.seed.is_some();
     let config = SoakConfig {
@@ -575,9 +577,12 @@ fn soak(args: SoakArgs) -> Result<u8, Failure> {
         config.patients,
         config
             .duration
-            .map_or("unbounded".to_string(), |d| humantime::format_duration(d).to_string()),
+            .map_or("unbounded".to_string(), |d| humantime::format_duration(d)
+                .to_string()),
         config.ops_max.map_or("none".to_string(), |n| n.to_string()),
-        config.rate.map_or("unlimited".to_string(), |r| format!("{r} ops/s")),
+        config
+            .rate
+            .map_or("unlimited".to_string(), |r| format!("{r} ops/s")),
         config.mix.name(),
         config.steps_per_patient_max,
         config.report_dir.display()
@@ -620,16 +625,27 @@ fn soak(args: SoakArgs) -> Result<u8, Failure> {
     })?;
     let verdict = outcome.verdict();
     println!(
-        "{} ops in {:.1} s ({:.0} ops/s), {} patients in all, {} violations, {} errors, {} completeness warnings",
+        "{} ops in {:.1} s ({:.0} ops/s), {} patients in all, {} violations, {} errors, {} completeness warnings, peak RSS {}",
         outcome.ops,
         outcome.elapsed.as_secs_f64(),
         outcome.ops as f64 / outcome.elapsed.as_secs_f64().max(1e-6),
         outcome.patients_total,
         outcome.violations,
         outcome.errors,
-        outcome.warnings
+        outcome.warnings,
+        outcome
+            .peak_rss_kib
+            .map_or("unknown".to_string(), |k| format!(
+                "{:.1} MiB",
+                k as f64 / 1024.0
+            ))
     );
-    for finding in outcome.findings.iter().filter(|f| f.scenario.is_some()).take(5) {
+    for finding in outcome
+        .findings
+        .iter()
+        .filter(|f| f.scenario.is_some())
+        .take(5)
+    {
         if let Some(path) = &finding.scenario {
             println!(
                 "scenario: {} (replay: chaperone replay {} --repeat 20)",

@@ -188,9 +188,8 @@ impl Scenario {
         for (n, line) in raw.steps.get_ref().iter().enumerate() {
             let parts: Vec<&str> = line.get_ref().split('&').map(str::trim).collect();
             for part in &parts {
-                let step = Step::parse(part).map_err(|e| {
-                    error(line.span().start, format!("step \"{part}\": {e}"))
-                })?;
+                let step = Step::parse(part)
+                    .map_err(|e| error(line.span().start, format!("step \"{part}\": {e}")))?;
                 steps.push(step);
                 line_of_step.push(n);
             }
@@ -322,15 +321,25 @@ mod tests {
         assert_eq!(scenario.step_groups()[4].len(), 2);
         let written = scenario.to_toml(None);
         assert!(written.contains("\"P1 upgrade C1 -> R3 & P2 upgrade C2 -> R4\""));
-        assert_eq!(Scenario::parse(Path::new("g.toml"), &written).unwrap(), scenario);
+        assert_eq!(
+            Scenario::parse(Path::new("g.toml"), &written).unwrap(),
+            scenario
+        );
         // Sequential files keep no groups, so they read exactly as before.
-        assert!(Scenario::parse(Path::new("x.toml"), GOOD).unwrap().groups.is_empty());
+        assert!(
+            Scenario::parse(Path::new("x.toml"), GOOD)
+                .unwrap()
+                .groups
+                .is_empty()
+        );
 
         for (bad, needle) in [
             ("P1 register & P1 book A1 at d1-09h", "different patients"),
             ("P1 register & P2 probe R1", "not valid at this point"),
         ] {
-            let text = format!("format = 1\ntarget = \"embedded\"\nexpect = \"pass\"\nsteps = [\n  \"{bad}\",\n]\n");
+            let text = format!(
+                "format = 1\ntarget = \"embedded\"\nexpect = \"pass\"\nsteps = [\n  \"{bad}\",\n]\n"
+            );
             let err = Scenario::parse(Path::new("g.toml"), &text).unwrap_err();
             assert_eq!(err.line, 5, "{err}");
             assert!(err.to_string().contains(needle), "{err}");

@@ -89,7 +89,9 @@ impl RecordingBook {
     /// creating response has arrived since.
     pub fn resolve(&self, unknown: u32) -> Option<RecordingId> {
         let book = self.lock();
-        let id = book.unknown_ids.get(usize::try_from(unknown).ok()?.checked_sub(1)?)?;
+        let id = book
+            .unknown_ids
+            .get(usize::try_from(unknown).ok()?.checked_sub(1)?)?;
         book.aliases.get(id).copied()
     }
 

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::model::ACTIONS;
 use crate::oracle::Clause;
 use crate::runner::Verdict;
-use crate::runner::soak::SoakOutcome;
+use crate::runner::soak::{ActionLatency, SoakOutcome};
 
 /// The files a report consists of.
 #[derive(Debug, Clone)]
@@ -106,6 +106,7 @@ pub fn to_json(o: &SoakOutcome) -> Value {
         "ops": o.ops,
         "ops_per_s": o.ops as f64 / o.elapsed.as_secs_f64().max(1e-6),
         "patients_total": o.patients_total,
+        "peak_rss_kib": o.peak_rss_kib,
         "errors": o.errors,
         "first_errors": o.first_errors,
         "completeness_warnings": o.warnings,
@@ -145,8 +146,14 @@ fn summary_rows(o: &SoakOutcome) -> Vec<(String, String)> {
             },
         ),
         ("seed".to_string(), o.config.seed.to_string()),
-        ("patients (concurrent)".to_string(), o.config.patients.to_string()),
-        ("patients (in all)".to_string(), o.patients_total.to_string()),
+        (
+            "patients (concurrent)".to_string(),
+            o.config.patients.to_string(),
+        ),
+        (
+            "patients (in all)".to_string(),
+            o.patients_total.to_string(),
+        ),
         ("mix".to_string(), o.config.mix.name().to_string()),
         (
             "elapsed".to_string(),
@@ -164,6 +171,12 @@ fn summary_rows(o: &SoakOutcome) -> Vec<(String, String)> {
         ("violations".to_string(), o.violations.to_string()),
         ("errors".to_string(), o.errors.to_string()),
         ("completeness warnings".to_string(), o.warnings.to_string()),
+        (
+            "peak memory (RSS) of the harness".to_string(),
+            o.peak_rss_kib.map_or("unknown".to_string(), |k| {
+                format!("{:.1} MiB", k as f64 / 1024.0)
+            }),
+        ),
     ];
     for (clause, n) in &o.by_clause {
         rows.push((format!("violations of {clause}"), n.to_string()));
@@ -179,9 +192,18 @@ fn markdown(o: &SoakOutcome, dir: &Path) -> String {
     for (k, v) in summary_rows(o) {
         let _ = writeln!(md, "| {k} | {v} |");
     }
-    let _ = writeln!(md, "\n## Throughput\n\n![throughput over time](throughput.svg)\n");
-    let _ = writeln!(md, "## Latency per action\n\n![latency percentiles per action](latency.svg)\n");
-    let _ = writeln!(md, "| action | count | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |");
+    let _ = writeln!(
+        md,
+        "\n## Throughput\n\n![throughput over time](throughput.svg)\n"
+    );
+    let _ = writeln!(
+        md,
+        "## Latency per action\n\n![latency percentiles per action](latency.svg)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| action | count | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
+    );
     let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for l in &o.latency {
         let _ = writeln!(
@@ -283,7 +305,9 @@ fn html(o: &SoakOutcome, dir: &Path, throughput: &str, latency: &str) -> String 
             l.action, l.count, l.p50, l.p90, l.p99, l.p999, l.max
         );
     }
-    h.push_str("</table>\n<h2>Action coverage</h2>\n<table><tr><th>transition</th><th>times</th></tr>\n");
+    h.push_str(
+        "</table>\n<h2>Action coverage</h2>\n<table><tr><th>transition</th><th>times</th></tr>\n",
+    );
     for (a, n) in ACTIONS.iter().zip(o.coverage) {
         let _ = writeln!(h, "<tr><td>{a}</td><td class=n>{n}</td></tr>");
     }
@@ -339,6 +363,9 @@ fn strip_xml_declaration(svg: &str) -> &str {
     }
 }
 
+/// A percentile line of the latency plot: its label, how to read it, its colour.
+type Series = (&'static str, fn(&ActionLatency) -> f64, RGBColor);
+
 type PlotResult = Result<String, Box<dyn std::error::Error + Send + Sync>>;
 
 fn plot_error<E: std::fmt::Display>(e: E) -> Box<dyn std::error::Error + Send + Sync> {
@@ -351,17 +378,8 @@ pub fn throughput_svg(o: &SoakOutcome) -> PlotResult {
     {
         let root = SVGBackend::with_string(&mut svg, (800, 300)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
-        let t_max = o
-            .throughput
-            .iter()
-            .map(|(t, _)| *t)
-            .fold(1.0f64, f64::max);
-        let r_max = o
-            .throughput
-            .iter()
-            .map(|(_, r)| *r)
-            .fold(1.0f64, f64::max)
-            * 1.1;
+        let t_max = o.throughput.iter().map(|(t, _)| *t).fold(1.0f64, f64::max);
+        let r_max = o.throughput.iter().map(|(_, r)| *r).fold(1.0f64, f64::max) * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .caption("throughput (operations per second)", ("sans-serif", 18))
             .margin(10)
@@ -406,7 +424,10 @@ pub fn latency_svg(o: &SoakOutcome) -> PlotResult {
             .x_label_formatter(&|x| {
                 let i = x.round();
                 if (x - i).abs() < 0.01 && i >= 0.0 {
-                    names.get(i as usize).map(|s| s.to_string()).unwrap_or_default()
+                    names
+                        .get(i as usize)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
                 } else {
                     String::new()
                 }
@@ -414,7 +435,7 @@ pub fn latency_svg(o: &SoakOutcome) -> PlotResult {
             .y_desc("ms")
             .draw()
             .map_err(plot_error)?;
-        let series: [(&str, fn(&crate::runner::soak::ActionLatency) -> f64, RGBColor); 4] = [
+        let series: [Series; 4] = [
             ("p50", |l| l.p50, GREEN),
             ("p90", |l| l.p90, BLUE),
             ("p99", |l| l.p99, MAGENTA),
@@ -432,7 +453,11 @@ pub fn latency_svg(o: &SoakOutcome) -> PlotResult {
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
             chart
-                .draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, colour.filled())),
+                )
                 .map_err(plot_error)?;
         }
         chart

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use crate::driver::{ClinicRest, Driver, Observation, RecordingBook, Seen, TargetError};
 use crate::model::PatientId;
-use crate::target::CaseTarget;
 use crate::model::{ACTIONS, Limits, State, Step};
 use crate::oracle::{self, Canaries, Violation};
+use crate::target::CaseTarget;
 
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

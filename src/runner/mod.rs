@@ -8,8 +8,8 @@
 
 pub mod check;
 mod execute;
-pub mod soak;
 pub mod replay;
+pub mod soak;
 
 pub use check::{CheckConfig, CheckReport, Finding, Progress, check, run_case};
 pub use execute::{CaseEnd, CaseRun, execute, execute_grouped};

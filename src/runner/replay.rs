@@ -5,8 +5,8 @@
 
 use super::check::run_case;
 use super::execute::{CaseEnd, CaseRun, execute_grouped};
-use crate::model::{ACTIONS, Limits, Step};
 use crate::model;
+use crate::model::{ACTIONS, Limits, Step};
 use crate::oracle::{Canaries, Clause};
 use crate::scenario::Scenario;
 use crate::target::Target;

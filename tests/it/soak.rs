@@ -45,7 +45,9 @@ fn run(faults: &[Fault], config: &SoakConfig) -> SoakOutcome {
 /// Whether `text` holds something the harness must never write: a service id
 /// (`rec_…`, `pat_…`, …), a token-like hex run, a bearer header or a canary.
 fn leaks_private(text: &str) -> Option<String> {
-    for prefix in ["rec_", "pat_", "apt_", "call_", "con_", "med_", "Bearer", "CNRY"] {
+    for prefix in [
+        "rec_", "pat_", "apt_", "call_", "con_", "med_", "Bearer", "CNRY",
+    ] {
         if text.contains(prefix) {
             return Some(prefix.to_string());
         }
@@ -74,16 +76,30 @@ fn soak_finds_upgrade_shared_slot_and_its_scenarios_replay_the_race() {
     let dir = tempfile::tempdir().unwrap();
     let outcome = run(&[Fault::UpgradeSharedSlot], &bounded(dir.path(), 32, 4_000));
     assert_eq!(outcome.verdict(), Verdict::Violation);
-    assert!(outcome.by_clause.get(&Clause::Ownership).copied().unwrap_or(0) > 0);
+    assert!(
+        outcome
+            .by_clause
+            .get(&Clause::Ownership)
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
     let journal = std::fs::read_to_string(&outcome.journal).unwrap();
     let violations = journal
         .lines()
         .filter(|l| l.contains("\"kind\":\"violation\""))
         .count() as u64;
-    assert_eq!(violations, outcome.violations, "every violation is journaled");
+    assert_eq!(
+        violations, outcome.violations,
+        "every violation is journaled"
+    );
     assert_eq!(leaks_private(&journal), None);
 
-    let scenarios: Vec<_> = outcome.findings.iter().filter_map(|f| f.scenario.clone()).collect();
+    let scenarios: Vec<_> = outcome
+        .findings
+        .iter()
+        .filter_map(|f| f.scenario.clone())
+        .collect();
     assert!(!scenarios.is_empty(), "no scenario written");
     let rt = runtime();
     let mut reproduced = 0;
@@ -144,7 +160,10 @@ fn a_clean_clinic_gives_nothing_under_soak_and_the_report_is_complete() {
 
     let junit = std::fs::read_to_string(&written.junit).unwrap();
     assert!(junit.contains("<testsuites") && junit.contains("chaperone-soak"));
-    assert!(junit.contains("tests=\"7\"") && junit.contains("failures=\"0\""), "{junit}");
+    assert!(
+        junit.contains("tests=\"7\"") && junit.contains("failures=\"0\""),
+        "{junit}"
+    );
 
     for text in [&html, &md, &junit, &json.to_string()] {
         assert_eq!(leaks_private(text), None);
@@ -194,8 +213,8 @@ fn the_journal_survives_a_killed_soak() {
     // A guard against hanging forever, not a speed requirement.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let found = std::fs::read_to_string(&journal)
-            .is_ok_and(|t| t.contains("\"kind\":\"violation\""));
+        let found =
+            std::fs::read_to_string(&journal).is_ok_and(|t| t.contains("\"kind\":\"violation\""));
         if found {
             break;
         }
@@ -220,7 +239,10 @@ fn the_journal_survives_a_killed_soak() {
     }
     assert_eq!(kinds.first().map(String::as_str), Some("start"));
     assert!(kinds.iter().any(|k| k == "violation"));
-    assert!(!kinds.iter().any(|k| k == "end"), "it was killed, not ended");
+    assert!(
+        !kinds.iter().any(|k| k == "end"),
+        "it was killed, not ended"
+    );
 }
 
 #[test]

@@ -318,16 +318,26 @@ async fn upgrade_shared_slot_misattaches_only_under_concurrent_upgrades() {
     }
 
     let faulty = clinic_with(&[Fault::UpgradeSharedSlot]).await;
-    assert_eq!(round(&faulty, false).await, 0, "sequential upgrades stay correct");
+    assert_eq!(
+        round(&faulty, false).await,
+        0,
+        "sequential upgrades stay correct"
+    );
     let clean = clean_clinic().await;
     let mut seen = 0;
     for _ in 0..20 {
-        assert_eq!(round(&clean, true).await, 0, "the clean clinic never misattaches");
+        assert_eq!(
+            round(&clean, true).await,
+            0,
+            "the clean clinic never misattaches"
+        );
         seen = round(&faulty, true).await;
         if seen > 0 {
             break;
         }
     }
-    assert!(seen > 0, "20 rounds of 8 concurrent upgrades never misattached");
+    assert!(
+        seen > 0,
+        "20 rounds of 8 concurrent upgrades never misattached"
+    );
 }
-

@@ -84,7 +84,9 @@ fn read_only(step: &Step) -> bool {
 }
 
 fn overlap(a: &Event, b: &Event) -> u64 {
-    a.answered_us.min(b.answered_us).saturating_sub(a.sent_us.max(b.sent_us))
+    a.answered_us
+        .min(b.answered_us)
+        .saturating_sub(a.sent_us.max(b.sent_us))
 }
 
 fn limits() -> Limits {
@@ -199,7 +201,9 @@ fn greedy(kept: Vec<Event>) -> Option<Vec<Vec<Event>>> {
     for event in kept {
         let joins = !current.is_empty()
             && event.sent_us < current_end
-            && current.iter().all(|e| e.step.patient() != event.step.patient())
+            && current
+                .iter()
+                .all(|e| e.step.patient() != event.step.patient())
             && state.precondition(&event.step);
         if !joins && !current.is_empty() {
             for e in &current {
@@ -262,7 +266,10 @@ pub fn build(
     let groups = match patients.as_slice() {
         [a, b] => {
             let of = |p: PatientId| -> Vec<Event> {
-                kept.iter().filter(|e| e.step.patient() == p).cloned().collect()
+                kept.iter()
+                    .filter(|e| e.step.patient() == p)
+                    .cloned()
+                    .collect()
             };
             Some(align(&of(*a), &of(*b), key)).filter(|g| valid(g))
         }
@@ -280,8 +287,7 @@ pub fn build(
     } else {
         sizes
     };
-    if model::first_invalid_grouped(model::limits_for(&renumbered), &renumbered, &sizes).is_some()
-    {
+    if model::first_invalid_grouped(model::limits_for(&renumbered), &renumbered, &sizes).is_some() {
         return None;
     }
     let mut history: Vec<String> = groups
@@ -393,7 +399,8 @@ mod tests {
         let built = build(events, PatientId(9), 5, Some(RecordingId(3))).expect("a scenario");
         let text = Scenario::to_lines(&built);
         assert!(
-            text.iter().any(|l| l.contains("upgrade") && l.contains(" & ")),
+            text.iter()
+                .any(|l| l.contains("upgrade") && l.contains(" & ")),
             "{text:?}"
         );
     }

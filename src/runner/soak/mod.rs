@@ -196,6 +196,16 @@ pub struct SoakOutcome {
     pub findings: Vec<FindingRecord>,
     /// The journal file.
     pub journal: PathBuf,
+    /// Peak resident memory of this process in KiB (Linux `VmHWM`; includes
+    /// an embedded clinic), `None` where the platform does not say.
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// This process's peak resident set size in KiB, from `/proc/self/status`.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl SoakOutcome {
@@ -339,7 +349,11 @@ impl Shared {
         lock(&self.owners).get(index).copied()
     }
 
-    fn probe_target(&self, rng: &mut rand_chacha::ChaCha8Rng, me: PatientId) -> Option<RecordingId> {
+    fn probe_target(
+        &self,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        me: PatientId,
+    ) -> Option<RecordingId> {
         let count = lock(&self.owners).len();
         if count == 0 {
             return None;
@@ -576,9 +590,8 @@ impl Shared {
         let floor = lock(&self.in_flight).first().copied().unwrap_or(u64::MAX);
         let ready: Vec<Pending> = {
             let mut pending = lock(&self.pending);
-            let (ready, waiting): (Vec<Pending>, Vec<Pending>) = pending
-                .drain(..)
-                .partition(|p| all || p.watermark < floor);
+            let (ready, waiting): (Vec<Pending>, Vec<Pending>) =
+                pending.drain(..).partition(|p| all || p.watermark < floor);
             *pending = waiting;
             ready
         };
@@ -634,7 +647,11 @@ pub async fn soak(
     std::fs::create_dir_all(&config.report_dir).map_err(io(&config.report_dir))?;
     let journal_path = config.report_dir.join("journal.jsonl");
     let mut journal = Journal::create(&journal_path).map_err(io(&journal_path))?;
-    let faults: Vec<String> = target.faults().iter().map(|f| f.name().to_string()).collect();
+    let faults: Vec<String> = target
+        .faults()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
     journal
         .append(&json!({
             "kind": "start",
@@ -767,10 +784,12 @@ pub async fn soak(
     if let Ok(case) = Arc::try_unwrap(case) {
         case_close(case).await;
     }
-    let shared = Arc::try_unwrap(shared).map_err(|_| {
-        SoakError::Target("internal: patient tasks outlived the soak".to_string())
-    })?;
-    let mut stats = shared.stats.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let shared = Arc::try_unwrap(shared)
+        .map_err(|_| SoakError::Target("internal: patient tasks outlived the soak".to_string()))?;
+    let mut stats = shared
+        .stats
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
     let done = shared.done.load(Ordering::Relaxed);
     stats.throughput.push((
         elapsed.as_secs_f64(),
@@ -815,8 +834,12 @@ pub async fn soak(
         throughput: stats.throughput,
         findings: stats.findings,
         journal: journal_path,
+        peak_rss_kib: peak_rss_kib(),
     };
-    let mut journal = shared.journal.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut journal = shared
+        .journal
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
     let verdict = outcome.verdict();
     let _ = journal.append(&json!({
         "kind": "end",
@@ -891,7 +914,9 @@ async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientI
         });
         let sent = Instant::now();
         let result = driver.perform(&step).await;
-        let latency_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+        let latency_us = u64::try_from(sent.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         // The driver has learnt any id the answer created before we get here,
         // so leaving the in-flight set now is what lets pending ids resolve.
         lock(&shared.in_flight).remove(&request);
@@ -910,14 +935,22 @@ async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientI
                 return false;
             }
         };
-        let accepted = observation.is_success() || matches!(step, Step::Probe { .. } | Step::Play { .. });
+        let accepted =
+            observation.is_success() || matches!(step, Step::Probe { .. } | Step::Play { .. });
         if let Some(event) = lock(&shared.logs[slot]).current.last_mut() {
             event.answered_us = answered_us;
             event.ok = accepted;
         }
         let before = shared.view(&walker.state, &step, &observation);
         let after = before.clone().apply(&step);
-        let judgement = oracle::check(&shared.canaries, &before, &after, index, &step, &observation);
+        let judgement = oracle::check(
+            &shared.canaries,
+            &before,
+            &after,
+            index,
+            &step,
+            &observation,
+        );
         let mut phantoms = Vec::new();
         for violation in judgement.violations {
             match violation.finding {

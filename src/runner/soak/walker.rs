@@ -174,7 +174,11 @@ impl Walker {
 
         let w = mix.weights();
         let mut options: [u32; 11] = [0; 11];
-        options[1] = if idle.len() < APPOINTMENTS_OPEN_MAX { w[1] } else { 0 };
+        options[1] = if idle.len() < APPOINTMENTS_OPEN_MAX {
+            w[1]
+        } else {
+            0
+        };
         options[2] = if idle.is_empty() { 0 } else { w[2] };
         options[3] = if !idle.is_empty() && active.is_none() && !full {
             w[3]
@@ -207,7 +211,8 @@ impl Walker {
             }
             pick -= weight;
         }
-        let any = |rng: &mut ChaCha8Rng, items: &[RecordingId]| items[rng.random_range(0..items.len())];
+        let any =
+            |rng: &mut ChaCha8Rng, items: &[RecordingId]| items[rng.random_range(0..items.len())];
         match action {
             1 => {
                 self.slot += 1;
