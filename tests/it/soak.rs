@@ -103,8 +103,10 @@ fn soak_finds_upgrade_shared_slot_and_its_scenarios_replay_the_race() {
     assert!(!scenarios.is_empty(), "no scenario written");
     let rt = runtime();
     let mut reproduced = 0;
+    let mut texts = Vec::new();
     for path in &scenarios {
         let scenario = Scenario::read(path).unwrap_or_else(|e| panic!("{e}"));
+        texts.push(scenario.to_toml(None));
         let target = embedded(&[Fault::UpgradeSharedSlot]);
         let replayed = rt.block_on(runner::replay(&target, &scenario, 20));
         assert_eq!(replayed.unknown(), None, "{}", path.display());
@@ -113,7 +115,11 @@ fn soak_finds_upgrade_shared_slot_and_its_scenarios_replay_the_race() {
         let clean = rt.block_on(runner::replay(&embedded(&[]), &scenario, 5));
         assert_eq!(clean.violating(), 0, "{} on a clean clinic", path.display());
     }
-    assert!(reproduced > 0, "no scenario reproduced in 20 replays each");
+    assert!(
+        reproduced > 0,
+        "no scenario reproduced in 20 replays each:\n{}",
+        texts.join("\n")
+    );
 }
 
 #[test]

@@ -279,6 +279,28 @@ pub fn build(
         Some(groups) => groups,
         None => greedy(kept)?,
     };
+    // Finally every other involved patient views their history too, together:
+    // a race can put the recording in either patient's list, and the replay
+    // should see it whichever way the scheduler runs it this time.
+    let after = observed.answered_us.max(observed.sent_us);
+    let closing: Vec<Event> = patients
+        .iter()
+        .filter(|p| **p != observer)
+        .map(|p| Event {
+            step: Step::ViewHistory {
+                patient: *p,
+                page: 1,
+                per_page: 100,
+            },
+            sent_us: after,
+            answered_us: after,
+            ok: true,
+        })
+        .collect();
+    let mut groups = groups;
+    if !closing.is_empty() {
+        groups.push(closing);
+    }
     let flat: Vec<Step> = groups.iter().flatten().map(|e| e.step.clone()).collect();
     let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
     let renumbered = model::renumber(&flat);
@@ -376,11 +398,13 @@ mod tests {
         ];
         let built = build(events, PatientId(9), 5, None).expect("a scenario");
         let lines: Vec<String> = built.steps.iter().map(Step::to_string).collect();
-        assert_eq!(built.groups, vec![2, 1, 1, 1, 1, 2, 1]);
+        assert_eq!(built.groups, vec![2, 1, 1, 1, 1, 2, 1, 1]);
         assert_eq!(lines[6], "P1 upgrade C1 -> R3");
         assert_eq!(lines[7], "P2 upgrade C2 -> R4");
         assert_eq!(lines[8], "P1 view-history page=1 per-page=10");
-        assert!(!lines.iter().any(|l| l.starts_with("P2 view-history")));
+        // P4's own read is dropped; the closing view of every other patient is added.
+        assert!(!lines.contains(&"P2 view-history page=1 per-page=10".to_string()));
+        assert_eq!(lines[9], "P2 view-history page=1 per-page=100");
         assert!(built.history.last().unwrap().contains("P1 = soak P9"));
 
         // A chain: P9's start-call overlaps P4's upgrade a little, P9's
