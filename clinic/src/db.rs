@@ -488,10 +488,19 @@ impl Db {
         )?;
         let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
         let owner = owner_filter.then_some(patient);
+        // Two statements rather than `(?1 IS NULL OR a.patient_id = ?1)`: that
+        // form keeps SQLite from using the patient index, so every history
+        // view scanned all recordings and a long soak slowed down with the
+        // size of the clinic.
+        let filter = if owner_filter {
+            "a.patient_id = ?1"
+        } else {
+            "?1 IS NULL"
+        };
         let mut statement = self.conn.prepare_cached(&format!(
             "SELECT r.id, r.call_id, k.appointment_id, r.kind, r.status, r.bytes
              FROM {RECORDING_OWNER_JOIN}
-             WHERE r.erased = 0 AND (?1 IS NULL OR a.patient_id = ?1)
+             WHERE r.erased = 0 AND {filter}
              ORDER BY r.seq LIMIT ?2 OFFSET ?3"
         ))?;
         let items = statement
