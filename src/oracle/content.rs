@@ -144,3 +144,37 @@ pub(super) fn check(canaries: &Canaries, ctx: &Context<'_>) -> Vec<Violation> {
         .map(|(field, owner)| ctx.violation(Clause::Content, field, Finding::Canary { owner }))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_recognises_every_alias_and_agrees_with_the_fixed_automaton() {
+        // Goal: the open form (soak) finds exactly what the fixed form finds,
+        // for any alias, and never attributes a near miss.
+        let p = |n| payload::canary(PatientId(n));
+        let haystack = format!(
+            "x{}y {} z{} CNRY0007GGGGGGGG {}",
+            p(7),
+            p(20),
+            p(12_345),
+            &p(3)[..10]
+        );
+        let any = Canaries::any();
+        let found: Vec<u32> = any
+            .owners(haystack.as_bytes())
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(found, vec![7, 20, 12_345]);
+        let fixed = Canaries::new(20);
+        let found: Vec<u32> = fixed
+            .owners(haystack.as_bytes())
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(found, vec![7, 20]);
+        assert_eq!(any.patients(), None);
+    }
+}

@@ -1,7 +1,9 @@
 //! Runners: the ways Chaperone explores a target.
 //!
 //! - [`check`]: sequential search with proptest-state-machine and shrinking.
-//! - [`replay`]: a scenario file's steps, as written, N times.
+//! - [`replay`]: a scenario file's steps, as written, N times (steps grouped
+//!   with `&` sent together).
+//! - [`soak`]: many concurrent patients against one service for a while.
 //!
 //! **Architecture invariant:** the runner is the only place a violation ends a
 //! case; the oracle only reports and the driver only records.
