@@ -148,15 +148,27 @@ fn unknown(message: impl Into<String>) -> Failure {
 
 /// Parse arguments, run the command, return its exit code.
 pub fn main() -> ExitCode {
+    let process_start = std::time::Instant::now();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+        Err(error) if error.use_stderr() => {
+            // One line, like every other error; --help has the rest.
+            let text = error.to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see chaperone --help)");
+            return ExitCode::from(2);
+        }
+        Err(help_or_version) => {
+            let _ = help_or_version.print();
+            return ExitCode::SUCCESS;
         }
     };
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(args, process_start),
         Command::Replay(args) => replay(args),
         Command::Soak(args) => soak(args),
         Command::Faults => {
@@ -287,6 +299,28 @@ fn scenario_file_name(spec: &TargetSpec, faults: &FaultSet, seed: u64) -> String
     format!("{label}-seed-{seed}.toml")
 }
 
+/// Fail early, before any exploration, if outputs could not be written.
+fn writable_dir(dir: &Path) -> Result<(), Failure> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        usage(format!(
+            "cannot create output directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let meta =
+        std::fs::metadata(dir).map_err(|e| usage(format!("cannot use {}: {e}", dir.display())))?;
+    if meta.permissions().readonly() {
+        return Err(usage(format!(
+            "output directory {} is read-only",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -295,7 +329,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
     std::fs::write(path, text).map_err(|e| usage(format!("cannot write {}: {e}", path.display())))
 }
 
-fn run(args: RunArgs) -> Result<u8, Failure> {
+fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8, Failure> {
     let spec = args.target.target.clone().unwrap_or(TargetSpec::Embedded);
     let faults = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &faults)?;
@@ -321,6 +355,10 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
         );
     }
     let _ = std::io::stdout().flush();
+    writable_dir(&args.out)?;
+    if let Some(json) = &args.json {
+        writable_dir(json.parent().unwrap_or(Path::new(".")))?;
+    }
 
     let target = Target::new(spec.clone(), faults.clone());
     let rt = runtime()?;
@@ -329,6 +367,7 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
             "target {spec} is unreachable or unhealthy: {e}; start it or check --target"
         ))
     })?;
+    let setup = process_start.elapsed();
     let report = {
         let mut bar = Bar::new(config.cases);
         rt.block_on(runner::check(&target, &config, &mut bar))
@@ -337,13 +376,10 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
 
     let verdict = report.verdict();
     let mut scenario_path = None;
+    let mut late_failure = None;
     if let Some(finding) = &report.finding {
-        let clause = finding
-            .violations
-            .iter()
-            .map(|v| v.clause)
-            .min()
-            .unwrap_or(Clause::Ownership);
+        let clause =
+            crate::oracle::primary_clause(&finding.violations).unwrap_or(Clause::Ownership);
         let scenario = Scenario {
             description: None,
             target: spec.clone(),
@@ -358,13 +394,22 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
             .join(scenario_file_name(&spec, &faults, config.seed));
         let shown = path.display().to_string();
         let replay_command = format!("chaperone replay {shown}");
-        write_file(&path, &scenario.to_toml(Some(&replay_command)))?;
-        println!();
-        print!(
-            "{}",
-            console::finding(finding, Some(&shown), Some(&replay_command))
-        );
-        scenario_path = Some(shown);
+        // The finding is printed whatever happens to the file: it is never lost.
+        match write_file(&path, &scenario.to_toml(Some(&replay_command))) {
+            Ok(()) => {
+                println!();
+                print!(
+                    "{}",
+                    console::finding(finding, Some(&shown), Some(&replay_command))
+                );
+                scenario_path = Some(shown);
+            }
+            Err(failure) => {
+                println!();
+                print!("{}", console::finding(finding, None, None));
+                late_failure = Some(failure);
+            }
+        }
     }
     println!();
     match &verdict {
@@ -374,16 +419,31 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
     }
     if let Some(path) = &args.json {
         let fault_names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
-        let value = json::check_report(
+        let mut value = json::check_report(
             &report,
             &spec.to_string(),
             &fault_names,
             scenario_path.as_deref(),
         );
+        if let Some(finding) = &report.finding {
+            // For benchmarks: time from process start, not from the start of exploration.
+            value["finding"]["found_after_process_start_ms"] =
+                ((setup + finding.found_after).as_millis() as u64).into();
+        }
         let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-        write_file(path, &format!("{text}\n"))?;
+        if let Err(failure) = write_file(path, &format!("{text}\n")) {
+            late_failure.get_or_insert(failure);
+        }
     }
-    Ok(verdict.exit_code())
+    match late_failure {
+        // A violation keeps exit 1 even if an output could not be written.
+        Some(failure) if verdict == Verdict::Violation => {
+            eprintln!("error: {}", failure.message);
+            Ok(1)
+        }
+        Some(failure) => Err(failure),
+        None => Ok(verdict.exit_code()),
+    }
 }
 
 fn replay(args: ReplayArgs) -> Result<u8, Failure> {
@@ -431,34 +491,43 @@ fn replay(args: ReplayArgs) -> Result<u8, Failure> {
         println!();
         print!("{}", console::explain(&scenario.steps, violations, None));
     }
-    let n = report.runs.len();
-    let violating = report.violating();
+    let decided = report.decided();
+    let reproducing = report.reproducing(scenario.expect);
     println!();
-    match (scenario.expect, report.reproduction()) {
+    match (scenario.expect, report.reproduction(scenario.expect)) {
+        (_, None) => {}
         // A scenario expected to pass is a regression guard, not a bug to fix.
-        (Expect::Pass, Reproduction::Fixed) => println!("PASS 0/{n} runs violated the property"),
-        (_, Reproduction::Reproduced) => println!("REPRODUCED {violating}/{n}"),
-        (_, Reproduction::Flaky) => println!("FLAKY {violating}/{n}"),
-        (_, Reproduction::Fixed) => println!("FIXED {violating}/{n}"),
+        (Expect::Pass, Some(Reproduction::Fixed)) => {
+            println!("PASS 0/{decided} runs violated the property")
+        }
+        (Expect::Pass, Some(_)) => {
+            println!("REGRESSED {reproducing}/{decided} runs violated the property")
+        }
+        (_, Some(Reproduction::Reproduced)) => println!("REPRODUCED {reproducing}/{decided}"),
+        (_, Some(Reproduction::Flaky)) => println!("FLAKY {reproducing}/{decided}"),
+        (_, Some(Reproduction::Fixed)) => println!("FIXED 0/{decided}"),
     }
     let clauses = report.clauses();
-    let matches = match scenario.expect {
-        Expect::Pass => violating == 0,
-        Expect::Violation(clause) => clauses.contains(&clause),
-    };
-    println!(
-        "expected {expected}: {}",
-        if matches {
-            "as expected"
-        } else {
-            "NOT as expected"
-        }
-    );
-    if violating > 0 {
-        return Ok(1);
+    if let Expect::Violation(clause) = scenario.expect
+        && report.violating() > reproducing
+    {
+        let names: Vec<&str> = clauses.iter().map(|c| c.name()).collect();
+        println!(
+            "other violations: {} (the scenario records {clause})",
+            names.join(", ")
+        );
     }
     if let Some(why) = report.unknown() {
-        println!("UNKNOWN: {why}");
+        let unknown_runs = report.runs.len() - decided;
+        println!(
+            "UNKNOWN in {unknown_runs}/{} run(s): {why}",
+            report.runs.len()
+        );
+    }
+    if report.violating() > 0 {
+        return Ok(1);
+    }
+    if decided < report.runs.len() {
         return Ok(3);
     }
     Ok(0)

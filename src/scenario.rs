@@ -178,7 +178,7 @@ impl Scenario {
             (other, _) => {
                 return Err(error(
                     raw.expect.span().start,
-                    format!("expect = \"{other}\" is unknown; expected \"pass\" or \"violation\""),
+                    format!("expect = {other:?} is unknown; expected \"pass\" or \"violation\""),
                 ));
             }
         };
@@ -189,7 +189,7 @@ impl Scenario {
             let parts: Vec<&str> = line.get_ref().split('&').map(str::trim).collect();
             for part in &parts {
                 let step = Step::parse(part)
-                    .map_err(|e| error(line.span().start, format!("step \"{part}\": {e}")))?;
+                    .map_err(|e| error(line.span().start, format!("step {part:?}: {e}")))?;
                 steps.push(step);
                 line_of_step.push(n);
             }
@@ -214,7 +214,7 @@ impl Scenario {
             return Err(error(
                 line.span().start,
                 format!(
-                    "step \"{}\" is not valid at this point: it needs an earlier step to have made what it names \
+                    "step {:?} is not valid at this point: it needs an earlier step to have made what it names \
                      (a registered patient, their own booked appointment, an active call, a finished recording) \
                      and must create fresh aliases{together}",
                     steps[i]

@@ -110,7 +110,7 @@ impl fmt::Display for Fault {
 
 /// A fault name that names no [`Fault`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fault \"{name}\"; valid faults: {valid}", valid = valid_names())]
+#[error("unknown fault {name:?}; valid faults: {valid}", valid = valid_names())]
 pub struct UnknownFault {
     /// The name as given, trimmed.
     pub name: String,

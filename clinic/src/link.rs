@@ -161,9 +161,14 @@ impl MediaLink {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|err| unavailable(&err))?;
+                    // Without the URL: it names a media object, and this
+                    // message can reach a log.
+                    .map_err(|err| unavailable(&err.without_url()))?;
                 let status = response.status();
-                let bytes = response.bytes().await.map_err(|err| unavailable(&err))?;
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|err| unavailable(&err.without_url()))?;
                 Ok((status, bytes))
             }
             MediaLink::InProcess(router) => {

@@ -7,12 +7,14 @@ use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{Value, json};
 
 use super::{Body, BodyKind, Driver, Observation, Seen, TargetError};
-use crate::model::{AppointmentId, CallId, PatientId, RecordingId, Step, payload};
+use crate::model::payload::{self, CaseTag};
+use crate::model::{AppointmentId, CallId, PatientId, RecordingId, Step};
 
 /// Drives the clinic's REST API for one case. Holds the case's tokens and the
 /// mapping between service ids and aliases; nothing here is ever printed.
 pub struct ClinicRest {
     client: Client,
+    tag: CaseTag,
     base: String,
     tokens: HashMap<PatientId, String>,
     appointments: HashMap<AppointmentId, String>,
@@ -180,6 +182,7 @@ impl ClinicRest {
     pub fn sharing(client: Client, base: impl Into<String>, book: RecordingBook) -> ClinicRest {
         ClinicRest {
             client,
+            tag: CaseTag::default(),
             base: base.into().trim_end_matches('/').to_string(),
             tokens: HashMap::new(),
             appointments: HashMap::new(),
@@ -191,6 +194,12 @@ impl ClinicRest {
     /// The recording book this driver learns into.
     pub fn book(&self) -> &RecordingBook {
         &self.recordings
+    }
+
+    /// Send the payloads (canaries) of the case tagged `tag`.
+    pub fn with_tag(mut self, tag: CaseTag) -> ClinicRest {
+        self.tag = tag;
+        self
     }
 
     fn token(&self, action: &'static str, patient: PatientId) -> Result<&str, TargetError> {
@@ -288,7 +297,7 @@ impl Driver for ClinicRest {
             Step::Register { patient } => {
                 let request = self
                     .request(Method::POST, "/v1/patients", None)
-                    .json(&json!({ "display_name": payload::display_name(patient) }));
+                    .json(&json!({ "display_name": payload::display_name_in(self.tag, patient) }));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 if ok(status) {
                     let token = field(action, &body, "token")?;
@@ -306,7 +315,7 @@ impl Driver for ClinicRest {
                     .request(Method::POST, "/v1/appointments", Some(token))
                     .json(&json!({
                         "slot": slot.to_string(),
-                        "notes": payload::notes(patient, appointment),
+                        "notes": payload::notes_in(self.tag, patient, appointment),
                     }));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 if ok(status) {
@@ -380,7 +389,7 @@ impl Driver for ClinicRest {
                 let request = self
                     .request(Method::POST, &format!("/v1/calls/{id}/media"), Some(token))
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                    .body(payload::media_chunk(patient, call, chunk));
+                    .body(payload::media_chunk_in(self.tag, patient, call, chunk));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 Ok(observation(status, body))
             }

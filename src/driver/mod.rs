@@ -47,13 +47,23 @@ pub enum BodyKind {
     Other,
 }
 
-/// One response body the patient received. Never printed.
-#[derive(Debug, Clone)]
+/// One response body the patient received. Never printed: its `Debug` shows
+/// only the kind and length.
+#[derive(Clone)]
 pub struct Body {
     /// What it is.
     pub kind: BodyKind,
     /// The bytes exactly as received.
     pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body")
+            .field("kind", &self.kind)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
 }
 
 /// What one step showed the patient who took it.

@@ -207,7 +207,7 @@ impl State {
         match *step {
             Step::Register { patient } => {
                 self.patients.push(patient);
-                self.next_patient = self.next_patient.max(patient.0 + 1);
+                self.next_patient = self.next_patient.max(patient.0.saturating_add(1));
             }
             Step::Book {
                 patient,
@@ -222,7 +222,7 @@ impl State {
                         active_call: None,
                     },
                 );
-                self.next_appointment = self.next_appointment.max(appointment.0 + 1);
+                self.next_appointment = self.next_appointment.max(appointment.0.saturating_add(1));
                 self.day = self.day.max(slot.day);
             }
             Step::Cancel { appointment, .. } => {
@@ -250,7 +250,7 @@ impl State {
                     },
                 );
                 self.create_recording(recording, patient, call, Mode::Audio);
-                self.next_call = self.next_call.max(call.0 + 1);
+                self.next_call = self.next_call.max(call.0.saturating_add(1));
             }
             Step::Upgrade {
                 patient,
@@ -308,7 +308,7 @@ impl State {
             },
         );
         self.creation_order.push(id);
-        self.next_recording = self.next_recording.max(id.0 + 1);
+        self.next_recording = self.next_recording.max(id.0.saturating_add(1));
     }
 
     /// The recordings `patient` may see in the history view, in its order.

@@ -5,84 +5,108 @@
 
 use std::collections::BTreeSet;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, MatchKind};
 use serde_json::Value;
 
 use super::{Clause, Context, Finding, Violation};
 use crate::driver::BodyKind;
-use crate::model::{PatientId, payload};
+use crate::model::PatientId;
+use crate::model::payload::{self, CaseTag};
 
-/// Recognises patients' canaries in bytes.
+/// Whose canary a match is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CanaryOwner {
+    /// A patient of this case.
+    Patient(PatientId),
+    /// A patient of another case or run on the same service (a shared URL or
+    /// containers target): a leak all the same.
+    Outsider,
+}
+
+/// The automaton over the canaries of patients `P1..=Pn` of one case, plus the
+/// common canary prefix so canaries of other cases are caught too.
 ///
-/// Two forms: [`Canaries::new`] is one aho-corasick automaton over the
-/// canaries of `P1..=Pn` (a `check` case knows all its patients up front);
-/// [`Canaries::any`] recognises the canary of any alias, for a soak whose
-/// patients keep arriving: it finds the fixed `CNRY` prefix with the same
-/// automaton machinery and then confirms the whole token against
-/// [`payload::canary`], so a near miss is never attributed to anyone.
+/// [`Canaries::any_in`] is the open form for a soak, whose patients keep
+/// arriving: only the prefix is searched, and a canary-shaped match is this
+/// case's patient when it equals [`payload::canary_in`] of its own alias
+/// digits, an outsider otherwise — so a near miss is never pinned on anyone.
 #[derive(Debug, Clone)]
 pub struct Canaries {
     automaton: AhoCorasick,
-    count: Option<u32>,
+    count: u32,
+    open: Option<CaseTag>,
 }
 
-/// The prefix every canary starts with (see [`payload::canary`]).
-const PREFIX: &str = "CNRY";
-
 impl Canaries {
-    /// Canaries for the first `patients` aliases.
+    /// Canaries for the first `patients` aliases, with the default case tag.
     pub fn new(patients: u32) -> Canaries {
-        let patterns: Vec<String> = (1..=patients)
-            .map(|n| payload::canary(PatientId(n)))
+        Canaries::for_case(patients, CaseTag::default())
+    }
+
+    /// Canaries for the first `patients` aliases of the case tagged `tag`.
+    pub fn for_case(patients: u32, tag: CaseTag) -> Canaries {
+        let mut patterns: Vec<String> = (1..=patients)
+            .map(|n| payload::canary_in(tag, PatientId(n)))
             .collect();
-        let automaton = AhoCorasick::new(&patterns).expect("canaries are short literal strings");
+        // Last pattern: the bare prefix. Leftmost-longest makes a full known
+        // canary win wherever both match.
+        patterns.push(payload::CANARY_PREFIX.to_string());
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .expect("canaries are short literal strings");
         Canaries {
             automaton,
-            count: Some(patients),
+            count: patients,
+            open: None,
         }
     }
 
-    /// Canaries of every possible alias.
-    pub fn any() -> Canaries {
-        let automaton = AhoCorasick::new([PREFIX]).expect("a literal prefix");
+    /// The canaries of every alias of the case tagged `tag`.
+    pub fn any_in(tag: CaseTag) -> Canaries {
+        let automaton = AhoCorasick::new([payload::CANARY_PREFIX]).expect("a short literal prefix");
         Canaries {
             automaton,
-            count: None,
+            count: 0,
+            open: Some(tag),
         }
     }
 
-    /// How many patients' canaries are recognised (`None`: any patient's).
-    pub fn patients(&self) -> Option<u32> {
+    /// How many patients' canaries the automaton holds (0 for [`Canaries::any_in`]).
+    pub fn patients(&self) -> u32 {
         self.count
     }
 
     /// Whose canaries occur in `haystack`.
-    pub fn owners(&self, haystack: &[u8]) -> BTreeSet<PatientId> {
-        if self.count.is_some() {
-            return self
-                .automaton
-                .find_iter(haystack)
-                .map(|m| PatientId(m.pattern().as_u32() + 1))
-                .collect();
-        }
+    pub fn owners(&self, haystack: &[u8]) -> BTreeSet<CanaryOwner> {
         self.automaton
             .find_iter(haystack)
             .filter_map(|m| {
-                let rest = &haystack[m.end()..];
-                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-                let n: u32 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-                let patient = PatientId(n);
-                let expected = payload::canary(patient);
-                haystack
-                    .get(m.start()..m.start() + expected.len())
-                    .filter(|token| *token == expected.as_bytes())
-                    .map(|_| patient)
+                let index = m.pattern().as_usize();
+                if index < self.count as usize {
+                    return Some(CanaryOwner::Patient(PatientId(index as u32 + 1)));
+                }
+                let end = m.start() + payload::CANARY_LEN;
+                let candidate = haystack.get(m.start()..end)?;
+                if !payload::looks_like_canary(candidate) {
+                    return None;
+                }
+                let own = self.open.and_then(|tag| {
+                    let patient = payload::canary_alias(candidate)?;
+                    (payload::canary_in(tag, patient).as_bytes() == candidate).then_some(patient)
+                });
+                Some(own.map_or(CanaryOwner::Outsider, CanaryOwner::Patient))
             })
             .collect()
     }
 }
 
-fn walk(canaries: &Canaries, value: &Value, path: &str, found: &mut BTreeSet<(String, PatientId)>) {
+fn walk(
+    canaries: &Canaries,
+    value: &Value,
+    path: &str,
+    found: &mut BTreeSet<(String, CanaryOwner)>,
+) {
     match value {
         Value::String(s) => {
             for owner in canaries.owners(s.as_bytes()) {
@@ -109,10 +133,11 @@ fn walk(canaries: &Canaries, value: &Value, path: &str, found: &mut BTreeSet<(St
 }
 
 pub(super) fn check(canaries: &Canaries, ctx: &Context<'_>) -> Vec<Violation> {
-    let mut found: BTreeSet<(String, PatientId)> = BTreeSet::new();
+    let mut found: BTreeSet<(String, CanaryOwner)> = BTreeSet::new();
+    let own = CanaryOwner::Patient(ctx.patient);
     for body in &ctx.observation.bodies {
         let raw = canaries.owners(&body.bytes);
-        if raw.iter().all(|owner| *owner == ctx.patient) {
+        if raw.iter().all(|owner| *owner == own) {
             continue;
         }
         let mut located = BTreeSet::new();
@@ -140,41 +165,44 @@ pub(super) fn check(canaries: &Canaries, ctx: &Context<'_>) -> Vec<Violation> {
     }
     found
         .into_iter()
-        .filter(|(_, owner)| *owner != ctx.patient)
+        .filter(|(_, owner)| *owner != own)
         .map(|(field, owner)| ctx.violation(Clause::Content, field, Finding::Canary { owner }))
         .collect()
 }
 
 #[cfg(test)]
-mod tests {
+mod open_tests {
     use super::*;
 
     #[test]
-    fn any_recognises_every_alias_and_agrees_with_the_fixed_automaton() {
-        // Goal: the open form (soak) finds exactly what the fixed form finds,
-        // for any alias, and never attributes a near miss.
-        let p = |n| payload::canary(PatientId(n));
+    fn any_in_recognises_every_alias_of_its_case_and_agrees_with_the_fixed_automaton() {
+        // Goal: the open form (soak) finds what the fixed form finds, for any
+        // alias of its case; other cases' canaries are outsiders.
+        let tag = CaseTag(9);
+        let p = |n| payload::canary_in(tag, PatientId(n));
+        let other = payload::canary_in(CaseTag(10), PatientId(7));
         let haystack = format!(
-            "x{}y {} z{} CNRY0007GGGGGGGG {}",
+            "x{}y {} z{} {other} {}",
             p(7),
             p(20),
-            p(12_345),
+            p(123_456),
             &p(3)[..10]
         );
-        let any = Canaries::any();
-        let found: Vec<u32> = any
-            .owners(haystack.as_bytes())
-            .iter()
-            .map(|p| p.0)
-            .collect();
-        assert_eq!(found, vec![7, 20, 12_345]);
-        let fixed = Canaries::new(20);
-        let found: Vec<u32> = fixed
-            .owners(haystack.as_bytes())
-            .iter()
-            .map(|p| p.0)
-            .collect();
-        assert_eq!(found, vec![7, 20]);
-        assert_eq!(any.patients(), None);
+        let any = Canaries::any_in(tag);
+        let found: Vec<CanaryOwner> = any.owners(haystack.as_bytes()).into_iter().collect();
+        let patient = |n| CanaryOwner::Patient(PatientId(n));
+        assert_eq!(
+            found,
+            vec![
+                patient(7),
+                patient(20),
+                patient(123_456),
+                CanaryOwner::Outsider
+            ]
+        );
+        let fixed = Canaries::for_case(20, tag);
+        let found: Vec<CanaryOwner> = fixed.owners(haystack.as_bytes()).into_iter().collect();
+        assert_eq!(found, vec![patient(7), patient(20), CanaryOwner::Outsider]);
+        assert_eq!(any.patients(), 0);
     }
 }

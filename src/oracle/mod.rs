@@ -13,7 +13,7 @@ mod refusal;
 
 use std::fmt;
 
-pub use content::Canaries;
+pub use content::{Canaries, CanaryOwner};
 
 use crate::driver::{Observation, Seen};
 use crate::model::{PatientId, State, Step};
@@ -81,6 +81,22 @@ impl std::str::FromStr for Clause {
     }
 }
 
+/// The clause a scenario file records for a set of violations seen at one
+/// step: the most specific one (a served probe is first a refusal, though the
+/// probing patient was also shown a recording that is not theirs).
+pub fn primary_clause(violations: &[Violation]) -> Option<Clause> {
+    const PRIORITY: [Clause; 5] = [
+        Clause::Refusal,
+        Clause::Erasure,
+        Clause::Content,
+        Clause::Ownership,
+        Clause::Completeness,
+    ];
+    PRIORITY
+        .into_iter()
+        .find(|c| violations.iter().any(|v| v.clause == *c))
+}
+
 /// What exactly went wrong, in aliases.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Finding {
@@ -99,7 +115,7 @@ pub enum Finding {
     /// The patient received another patient's canary.
     Canary {
         /// Whose canary.
-        owner: PatientId,
+        owner: CanaryOwner,
     },
     /// A probe of `owner`'s recording was answered with success.
     Served {
@@ -152,9 +168,17 @@ impl fmt::Display for Violation {
                 f,
                 "{p} was shown {recording} at `{at}`, a recording no simulated patient ever made (phantom recording)"
             ),
-            Finding::Canary { owner } => write!(
+            Finding::Canary {
+                owner: CanaryOwner::Patient(owner),
+            } => write!(
                 f,
                 "{p} received {owner}'s canary at `{at}`: {owner}'s data reached {p}"
+            ),
+            Finding::Canary {
+                owner: CanaryOwner::Outsider,
+            } => write!(
+                f,
+                "{p} received the canary of a patient from another case or run at `{at}`: their data reached {p}"
             ),
             Finding::Served {
                 recording,

@@ -190,7 +190,7 @@ fn canary_scan_places_leaks_in_broken_json_and_keys_too() {
             .owners(format!("xx{c2}yy").as_bytes())
             .into_iter()
             .collect::<Vec<_>>(),
-        vec![PatientId(2)]
+        vec![CanaryOwner::Patient(PatientId(2))]
     );
     let judgement = judge(
         "",
@@ -204,4 +204,31 @@ fn canary_scan_places_leaks_in_broken_json_and_keys_too() {
     let got = clauses(&judgement);
     assert_eq!(got.len(), 1);
     assert!(got[0].1.contains("at `body`"), "{got:?}");
+}
+
+#[test]
+fn canaries_of_other_cases_on_a_shared_service_are_leaks_too() {
+    // Goal: on a shared target, a canary from an earlier case is caught even
+    // though that patient is not part of this case.
+    // Method: scan bodies holding another tag's canaries, and near misses.
+    use crate::model::payload::{CaseTag, canary_in};
+    let canaries = Canaries::for_case(2, CaseTag(5));
+    let own = canary_in(CaseTag(5), PatientId(1));
+    let other_case_same_alias = canary_in(CaseTag(9), PatientId(1));
+    let found = |text: &str| {
+        canaries
+            .owners(text.as_bytes())
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(found(&own), vec![CanaryOwner::Patient(PatientId(1))]);
+    assert_eq!(
+        found(&format!("a {other_case_same_alias} b")),
+        vec![CanaryOwner::Outsider]
+    );
+    assert_eq!(
+        found("CNRY is not a canary, CNRYGGGG is not either"),
+        vec![]
+    );
+    assert_eq!(found(&other_case_same_alias[..20]), vec![]);
 }

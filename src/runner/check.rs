@@ -16,7 +16,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::execute::{CaseEnd, CaseRun, execute};
-use crate::model::{self, ACTIONS, Limits, PatientId, Step};
+use crate::model::{self, ACTIONS, Limits, PatientId, RecordingId, Slot, Step};
 use crate::oracle::{Canaries, Violation};
 use crate::target::Target;
 
@@ -121,7 +121,6 @@ pub fn rng_for(seed: u64) -> TestRng {
 pub async fn run_case(
     target: &Target,
     limits: Limits,
-    canaries: &Canaries,
     steps: &[Step],
     seen: Option<&Arc<AtomicUsize>>,
 ) -> CaseRun {
@@ -137,9 +136,30 @@ pub async fn run_case(
         }
     };
     let mut driver = case.driver();
-    let run = execute(&mut driver, limits, canaries, steps, seen).await;
+    let canaries = Canaries::for_case(limits.patients_max, case.tag());
+    let run = execute(&mut driver, limits, &canaries, steps, seen).await;
     case.close().await;
     run
+}
+
+/// The existing recording a play, probe or erase step uses.
+fn recording_used(step: &Step) -> Option<RecordingId> {
+    match *step {
+        Step::Play { recording, .. }
+        | Step::Probe { recording, .. }
+        | Step::Erase { recording, .. } => Some(recording),
+        _ => None,
+    }
+}
+
+/// The same step aimed at another recording (play, probe and erase only).
+fn with_recording(step: &Step, recording: RecordingId) -> Step {
+    match *step {
+        Step::Play { patient, .. } => Step::Play { patient, recording },
+        Step::Probe { patient, .. } => Step::Probe { patient, recording },
+        Step::Erase { patient, .. } => Step::Erase { patient, recording },
+        ref other => other.clone(),
+    }
 }
 
 /// The failing prefix of a sequence: steps after the violating one never ran.
@@ -147,10 +167,12 @@ fn failing_prefix(steps: &[Step], run: &CaseRun) -> Vec<Step> {
     steps[..run.steps_run.min(steps.len())].to_vec()
 }
 
+/// The slot a shrunk booking is tried with first.
+const PLAIN_SLOT: Slot = Slot { day: 1, hour: 9 };
+
 struct Shrinker<'a> {
     target: &'a Target,
     limits: Limits,
-    canaries: &'a Canaries,
     runs: u32,
     runs_max: u32,
     interrupted: Option<String>,
@@ -167,7 +189,7 @@ impl Shrinker<'_> {
             return None;
         }
         self.runs += 1;
-        let run = run_case(self.target, self.limits, self.canaries, steps, seen).await;
+        let run = run_case(self.target, self.limits, steps, seen).await;
         match &run.end {
             CaseEnd::Violated { .. } => Some(run),
             CaseEnd::TargetFailed { step, error } => {
@@ -180,8 +202,28 @@ impl Shrinker<'_> {
         }
     }
 
-    /// Our passes after proptest's: drop whole patients, then single steps,
-    /// each with its dependants pruned, until nothing more can go.
+    /// Recordings created before the one step `i` names, oldest first
+    /// (empty for steps that name no existing recording).
+    fn earlier_recordings(&self, steps: &[Step], i: usize) -> Vec<RecordingId> {
+        let Some(named) = recording_used(&steps[i]) else {
+            return Vec::new();
+        };
+        let state = steps[..i]
+            .iter()
+            .fold(model::State::new(self.limits), |state, step| {
+                state.apply(step)
+            });
+        state
+            .creation_order
+            .iter()
+            .copied()
+            .take_while(|r| *r != named)
+            .collect()
+    }
+
+    /// Our passes after proptest's: drop whole patients, then single steps
+    /// (each with its dependants pruned) and re-aim steps at earlier
+    /// recordings, until nothing more can go; then try plain values.
     async fn minimize(
         &mut self,
         mut best: Vec<Step>,
@@ -218,10 +260,81 @@ impl Shrinker<'_> {
                     None => i += 1,
                 }
             }
+            // A step that plays, probes or erases a later recording may do as
+            // well with an earlier one, which can free the steps that made the
+            // later one; then deletion gets another go.
+            if !changed {
+                'repoint: for i in 0..best.len() {
+                    let Some(named) = recording_used(&best[i]) else {
+                        continue;
+                    };
+                    for earlier in self.earlier_recordings(&best, i) {
+                        // Every use of the recording moves together (an erase
+                        // and the playback that shows it erased, say).
+                        let candidate: Vec<Step> = best
+                            .iter()
+                            .map(|s| match recording_used(s) {
+                                Some(r) if r == named => with_recording(s, earlier),
+                                _ => s.clone(),
+                            })
+                            .collect();
+                        if model::first_invalid(self.limits, &candidate).is_some() {
+                            continue;
+                        }
+                        if let Some(run) = self.still_fails(&candidate, None).await {
+                            best = failing_prefix(&candidate, &run);
+                            best_run = run;
+                            changed = true;
+                            break 'repoint;
+                        }
+                    }
+                }
+            }
             if !changed || self.interrupted.is_some() || self.runs >= self.runs_max {
-                return (best, best_run);
+                break;
             }
         }
+        // Finally plain values, so the scenario reads like a story: day 1 at
+        // 09h, chunk #1, the first history page at the default size.
+        for i in 0..best.len() {
+            let simpler = match best[i] {
+                Step::Book {
+                    patient,
+                    appointment,
+                    slot,
+                } if slot != PLAIN_SLOT => Step::Book {
+                    patient,
+                    appointment,
+                    slot: PLAIN_SLOT,
+                },
+                Step::SendMedia {
+                    patient,
+                    call,
+                    chunk,
+                } if chunk != 1 => Step::SendMedia {
+                    patient,
+                    call,
+                    chunk: 1,
+                },
+                Step::ViewHistory {
+                    patient,
+                    page,
+                    per_page,
+                } if (page, per_page) != (1, 10) => Step::ViewHistory {
+                    patient,
+                    page: 1,
+                    per_page: 10,
+                },
+                _ => continue,
+            };
+            let mut candidate = best.clone();
+            candidate[i] = simpler;
+            if let Some(run) = self.still_fails(&candidate, None).await {
+                best = failing_prefix(&candidate, &run);
+                best_run = run;
+            }
+        }
+        (best, best_run)
     }
 }
 
@@ -233,7 +346,6 @@ pub async fn check(
 ) -> CheckReport {
     let started = Instant::now();
     let limits = config.limits;
-    let canaries = Canaries::new(limits.patients_max);
     let strategy = model::sequences(limits, config.steps_max);
     let proptest_config = Config {
         failure_persistence: None,
@@ -265,7 +377,7 @@ pub async fn check(
             }
         };
         let (_, steps, seen) = tree.current();
-        let run = run_case(target, limits, &canaries, &steps, seen.as_ref()).await;
+        let run = run_case(target, limits, &steps, seen.as_ref()).await;
         report.cases_run = case;
         report.steps_run += run.steps_run as u64;
         for (total, n) in report.coverage.iter_mut().zip(run.coverage) {
@@ -297,7 +409,6 @@ pub async fn check(
                 let mut shrinker = Shrinker {
                     target,
                     limits,
-                    canaries: &canaries,
                     runs: 0,
                     runs_max: config.shrink_runs_max,
                     interrupted: None,
@@ -335,12 +446,14 @@ pub async fn check(
                 // Renumbering is a bijection on aliases, so the renamed
                 // scenario fails exactly as `best` does; the violations are
                 // re-observed on the renamed steps so their aliases match.
+                // If shrinking was interrupted the target is failing, so the
+                // violations stay those observed on `best` in its own aliases.
                 let renamed = model::renumber(&best);
-                let final_run = match shrinker.interrupted {
-                    None => run_case(target, limits, &canaries, &renamed, None).await,
-                    Some(_) => best_run.clone(),
+                let renamed_run = match shrinker.interrupted {
+                    None => Some(run_case(target, limits, &renamed, None).await),
+                    Some(_) => None,
                 };
-                let (steps, violations) = match final_run.violations() {
+                let (steps, violations) = match renamed_run.as_ref().and_then(CaseRun::violations) {
                     Some(v) => (renamed, v.to_vec()),
                     None => (best, best_run.violations().unwrap_or_default().to_vec()),
                 };

@@ -8,7 +8,7 @@ use super::execute::{CaseEnd, CaseRun, execute_grouped};
 use crate::model;
 use crate::model::{ACTIONS, Limits, Step};
 use crate::oracle::{Canaries, Clause};
-use crate::scenario::Scenario;
+use crate::scenario::{Expect, Scenario};
 use crate::target::Target;
 
 /// What `repeat` replays of one scenario showed.
@@ -30,11 +30,30 @@ pub enum Reproduction {
 }
 
 impl ReplayReport {
-    /// Runs that violated the property.
+    /// Runs that violated the property (any clause).
     pub fn violating(&self) -> usize {
         self.runs
             .iter()
             .filter(|r| r.violations().is_some())
+            .count()
+    }
+
+    /// Runs that reached a verdict: neither the target failed nor the service
+    /// diverged from the model before a violation.
+    pub fn decided(&self) -> usize {
+        self.runs.iter().filter(|r| !is_unknown(r)).count()
+    }
+
+    /// Runs that showed what the scenario records: a violation of its clause
+    /// (for a scenario expected to pass: any violation, a regression).
+    pub fn reproducing(&self, expect: Expect) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| match (expect, r.violations()) {
+                (_, None) => false,
+                (Expect::Pass, Some(_)) => true,
+                (Expect::Violation(clause), Some(v)) => v.iter().any(|v| v.clause == clause),
+            })
             .count()
     }
 
@@ -47,12 +66,14 @@ impl ReplayReport {
         })
     }
 
-    /// REPRODUCED, FLAKY or FIXED.
-    pub fn reproduction(&self) -> Reproduction {
-        match self.violating() {
-            0 => Reproduction::Fixed,
-            n if n == self.runs.len() => Reproduction::Reproduced,
-            _ => Reproduction::Flaky,
+    /// REPRODUCED, FLAKY or FIXED over the decided runs; `None` if none was decided.
+    pub fn reproduction(&self, expect: Expect) -> Option<Reproduction> {
+        let decided = self.decided();
+        match self.reproducing(expect) {
+            _ if decided == 0 => None,
+            0 => Some(Reproduction::Fixed),
+            n if n == decided => Some(Reproduction::Reproduced),
+            _ => Some(Reproduction::Flaky),
         }
     }
 
@@ -71,17 +92,23 @@ impl ReplayReport {
     }
 }
 
+fn is_unknown(run: &CaseRun) -> bool {
+    matches!(
+        run.end,
+        CaseEnd::TargetFailed { .. } | CaseEnd::Diverged { .. }
+    )
+}
+
 /// Replay `scenario` against `target` `repeat` times (at least once). A run
 /// whose target fails stops the repeats: later ones would fail the same way.
 pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> ReplayReport {
     let limits = model::limits_for(&scenario.steps);
-    let canaries = Canaries::new(limits.patients_max);
     let mut runs = Vec::new();
     for _ in 0..repeat.max(1) {
         let run = if scenario.is_concurrent() {
-            run_grouped(target, limits, &canaries, &scenario.steps, &scenario.groups).await
+            run_grouped(target, limits, &scenario.steps, &scenario.groups).await
         } else {
-            run_case(target, limits, &canaries, &scenario.steps, None).await
+            run_case(target, limits, &scenario.steps, None).await
         };
         let failed = matches!(run.end, CaseEnd::TargetFailed { .. });
         runs.push(run);
@@ -96,7 +123,6 @@ pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> Replay
 pub async fn run_grouped(
     target: &Target,
     limits: Limits,
-    canaries: &Canaries,
     steps: &[Step],
     groups: &[usize],
 ) -> CaseRun {
@@ -111,7 +137,8 @@ pub async fn run_grouped(
             };
         }
     };
-    let run = execute_grouped(&case, limits, canaries, steps, groups).await;
+    let canaries = Canaries::for_case(limits.patients_max, case.tag());
+    let run = execute_grouped(&case, limits, &canaries, steps, groups).await;
     case.close().await;
     run
 }

@@ -8,10 +8,13 @@
 //! Dropping a [`CaseTarget`] tears down whatever it started.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use clinic::FaultSet;
 
 use crate::driver::{ClinicRest, RecordingBook, TargetError, clinic_rest};
+use crate::model::payload::CaseTag;
 
 /// Which target to run against, as the user named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +27,7 @@ pub enum TargetSpec {
 
 /// A usage error in naming a target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown target `{0}`; expected `embedded` or a URL like http://127.0.0.1:8080")]
+#[error("{0}")]
 pub struct TargetSpecError(String);
 
 impl std::str::FromStr for TargetSpec {
@@ -32,18 +35,33 @@ impl std::str::FromStr for TargetSpec {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "embedded" {
-            Ok(TargetSpec::Embedded)
-        } else if let Some(rest) = s
-            .strip_prefix("http://")
-            .or_else(|| s.strip_prefix("https://"))
-        {
-            if rest.is_empty() {
-                return Err(TargetSpecError(s.to_string()));
-            }
-            Ok(TargetSpec::Url(s.trim_end_matches('/').to_string()))
-        } else {
-            Err(TargetSpecError(s.to_string()))
+            return Ok(TargetSpec::Embedded);
         }
+        let error = |why: &str| {
+            TargetSpecError(format!(
+                "{why}; expected `embedded` or a URL like http://127.0.0.1:8080"
+            ))
+        };
+        if s.starts_with("https://") {
+            return Err(error(
+                "https is not supported (the harness is built without TLS); use http:// on loopback",
+            ));
+        }
+        let Some(rest) = s.strip_prefix("http://") else {
+            // Not echoed: the text might be anything, a secret included.
+            return Err(error("unknown target"));
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() {
+            return Err(error("the URL has no host"));
+        }
+        if authority.contains('@') {
+            // Credentials would be written into scenario files and reports.
+            return Err(error(
+                "the URL carries credentials (user@host), which would end up in scenario files and reports",
+            ));
+        }
+        Ok(TargetSpec::Url(s.trim_end_matches('/').to_string()))
     }
 }
 
@@ -62,11 +80,15 @@ pub struct Target {
     spec: TargetSpec,
     faults: FaultSet,
     client: reqwest::Client,
+    /// Tags for cases on a shared service: random per process, then counting,
+    /// so no two cases (of this run or another) send the same canaries.
+    next_tag: Arc<AtomicU32>,
 }
 
 /// The service for one case. Dropping it stops an embedded clinic.
 pub struct CaseTarget {
     base: String,
+    tag: CaseTag,
     client: reqwest::Client,
     embedded: Option<clinic::RunningClinic>,
 }
@@ -75,10 +97,14 @@ impl Target {
     /// A target; `faults` only applies to the embedded clinic (a URL target's
     /// faults are whatever its operator started it with).
     pub fn new(spec: TargetSpec, faults: FaultSet) -> Target {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
         Target {
             spec,
             faults,
             client: clinic_rest::http_client(),
+            next_tag: Arc::new(AtomicU32::new(hasher.finish() as u32)),
         }
     }
 
@@ -116,12 +142,15 @@ impl Target {
                     })?;
                 Ok(CaseTarget {
                     base: running.api_url(),
+                    // A fresh clinic per case: nothing of another case is there.
+                    tag: CaseTag::default(),
                     client: self.client.clone(),
                     embedded: Some(running),
                 })
             }
             TargetSpec::Url(url) => Ok(CaseTarget {
                 base: url.clone(),
+                tag: CaseTag(self.next_tag.fetch_add(1, Ordering::Relaxed)),
                 client: self.client.clone(),
                 embedded: None,
             }),
@@ -132,13 +161,18 @@ impl Target {
 impl CaseTarget {
     /// A fresh driver (no sessions) for this case's service.
     pub fn driver(&self) -> ClinicRest {
-        ClinicRest::new(self.client.clone(), self.base.clone())
+        ClinicRest::new(self.client.clone(), self.base.clone()).with_tag(self.tag)
+    }
+
+    /// The tag that makes this case's canaries its own.
+    pub fn tag(&self) -> CaseTag {
+        self.tag
     }
 
     /// A fresh driver (no sessions) that learns and names recordings in a
     /// shared `book`: concurrent patients each get one (soak, grouped replay).
     pub fn driver_sharing(&self, book: RecordingBook) -> ClinicRest {
-        ClinicRest::sharing(self.client.clone(), self.base.clone(), book)
+        ClinicRest::sharing(self.client.clone(), self.base.clone(), book).with_tag(self.tag)
     }
 
     /// Stop an embedded clinic and wait for it; a no-op for a URL.

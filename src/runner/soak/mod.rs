@@ -43,7 +43,7 @@ use serde_json::json;
 use super::Verdict;
 use crate::driver::{Driver, Observation, RecordingBook, Seen};
 use crate::model::{ACTIONS, CallId, Mode, PatientId, Recording, RecordingId, State, Step};
-use crate::oracle::{self, Canaries, Clause, Finding, Violation};
+use crate::oracle::{self, Canaries, CanaryOwner, Clause, Finding, Violation};
 use crate::scenario::{Expect, Scenario};
 use crate::target::{CaseTarget, Target};
 
@@ -484,12 +484,14 @@ impl Shared {
         involved.insert(violation.patient);
         match &violation.finding {
             Finding::Foreign { owner, .. }
-            | Finding::Canary { owner }
+            | Finding::Canary {
+                owner: CanaryOwner::Patient(owner),
+            }
             | Finding::Served { owner, .. }
             | Finding::ErasedVisible { owner, .. } => {
                 involved.insert(*owner);
             }
-            Finding::Phantom { .. } | Finding::Missing { .. } => {}
+            Finding::Canary { .. } | Finding::Phantom { .. } | Finding::Missing { .. } => {}
         }
         let mut events: Vec<Event> = Vec::new();
         let own = lock(&self.logs[slot]).of(&involved);
@@ -675,7 +677,7 @@ pub async fn soak(
     let shared = Arc::new(Shared {
         config: config.clone(),
         target: target.clone(),
-        canaries: Canaries::any(),
+        canaries: Canaries::any_in(case.tag()),
         book: RecordingBook::new(),
         aliases: Aliases::default(),
         owners: Mutex::new(Vec::new()),
