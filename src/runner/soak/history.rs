@@ -127,10 +127,39 @@ fn align(a: &[Event], b: &[Event], key: Option<RecordingId>) -> Vec<Vec<Event>> 
         }
         _ => false,
     };
-    // Any overlap of the key step outweighs every other overlap together.
-    let overlap = |x: &Event, y: &Event| {
-        let o = overlap(x, y);
-        if o > 0 && (creates_key(x) || creates_key(y)) {
+    // The key step's partner: of the other patient's steps, the one sent last
+    // while the key step was in flight (a check-then-act race is broken by a
+    // request that arrives between the check and the act, late in the
+    // handler), else the one that overlapped it most.
+    let partner = |key: &Event, others: &[Event]| -> Option<usize> {
+        let started_during = others
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.sent_us >= key.sent_us && o.sent_us <= key.answered_us)
+            .max_by_key(|(_, o)| o.sent_us)
+            .map(|(i, _)| i);
+        started_during.or_else(|| {
+            others
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| overlap(key, o) > 0)
+                .max_by_key(|(_, o)| overlap(key, o))
+                .map(|(i, _)| i)
+        })
+    };
+    let key_pair: Option<(usize, usize)> = a
+        .iter()
+        .position(creates_key)
+        .and_then(|i| partner(&a[i], b).map(|j| (i, j)))
+        .or_else(|| {
+            b.iter()
+                .position(creates_key)
+                .and_then(|j| partner(&b[j], a).map(|i| (i, j)))
+        });
+    // The key pair outweighs every other overlap together.
+    let overlap = |i: usize, j: usize| {
+        let o = overlap(&a[i], &b[j]);
+        if key_pair == Some((i, j)) {
             o + (1 << 40)
         } else {
             o
@@ -145,7 +174,7 @@ fn align(a: &[Event], b: &[Event], key: Option<RecordingId>) -> Vec<Vec<Event>> 
             }
             let mut score = 0;
             if i < n && j < m {
-                let o = overlap(&a[i], &b[j]);
+                let o = overlap(i, j);
                 if o > 0 {
                     score = score.max(o + best[i + 1][j + 1]);
                 }
@@ -166,7 +195,7 @@ fn align(a: &[Event], b: &[Event], key: Option<RecordingId>) -> Vec<Vec<Event>> 
     let mut groups = Vec::new();
     while i < n || j < m {
         if i < n && j < m {
-            let o = overlap(&a[i], &b[j]);
+            let o = overlap(i, j);
             if o > 0 && best[i][j] == o + best[i + 1][j + 1] {
                 let mut pair = vec![a[i].clone(), b[j].clone()];
                 pair.sort_by_key(|e| e.sent_us);
