@@ -180,6 +180,7 @@ pub async fn import(target: &Target, bytes: &[u8]) -> Result<Imported, ImportErr
             seed: None,
             expect: Expect::Violation(clause),
             steps,
+            groups: Vec::new(),
         },
         violations,
         decoded_len: first.steps_run,

@@ -9,7 +9,8 @@
 //! - [`model`]: the pure reference state machine and its step generator.
 //! - [`driver`]: the only code that speaks HTTP; steps in, observations out.
 //! - [`oracle`]: one check per clause of the privacy property.
-//! - [`runner`]: `check` (search + shrinking), `replay` and `gate`; verdicts.
+//! - [`runner`]: `check` (search + shrinking), `replay`, `gate` and `soak` (many
+//!   concurrent patients); verdicts.
 //! - [`target`]: embedded clinic, containers or a URL, behind one type.
 //! - [`scenario`]: reading and writing scenario files.
 //! - [`import`]: a `flows` fuzz crash input into a scenario file.

@@ -19,6 +19,12 @@
 //! ]
 //! ```
 //!
+//! A step line may hold several steps joined by ` & `
+//! (`"P1 upgrade C1 -> R3 & P2 upgrade C2 -> R4"`): they are sent together,
+//! concurrently, as a soak saw them overlap. Such steps must be by different
+//! patients and each valid before the group starts, since the service may see
+//! them in any order. Files without `&` mean one step at a time, as before.
+//!
 //! Reading validates everything: an error names the file, the line and what
 //! was expected. Writing then reading gives back the same scenario.
 
@@ -58,8 +64,11 @@ pub struct Scenario {
     pub seed: Option<u64>,
     /// The outcome it should have.
     pub expect: Expect,
-    /// The steps, valid from the empty model state.
+    /// The steps, valid from the empty model state, in file order.
     pub steps: Vec<Step>,
+    /// Sizes of consecutive groups of `steps` sent together (summing to
+    /// `steps.len()`); empty when every step is sent alone.
+    pub groups: Vec<usize>,
 }
 
 /// A scenario file that cannot be used, with where and why.
@@ -189,10 +198,20 @@ impl Scenario {
             }
         };
         let mut steps = Vec::new();
-        for line in raw.steps.get_ref() {
-            let step = Step::parse(line.get_ref())
-                .map_err(|e| error(line.span().start, format!("step {:?}: {e}", line.get_ref())))?;
-            steps.push(step);
+        let mut groups = Vec::new();
+        let mut line_of_step = Vec::new();
+        for (n, line) in raw.steps.get_ref().iter().enumerate() {
+            let parts: Vec<&str> = line.get_ref().split('&').map(str::trim).collect();
+            for part in &parts {
+                let step = Step::parse(part)
+                    .map_err(|e| error(line.span().start, format!("step {part:?}: {e}")))?;
+                steps.push(step);
+                line_of_step.push(n);
+            }
+            groups.push(parts.len());
+        }
+        if groups.iter().all(|size| *size == 1) {
+            groups.clear();
         }
         if steps.is_empty() {
             return Err(error(
@@ -200,15 +219,20 @@ impl Scenario {
                 "`steps` is empty; expected at least one step".into(),
             ));
         }
-        if let Some(i) = model::first_invalid(model::limits_for(&steps), &steps) {
-            let line = &raw.steps.get_ref()[i];
+        if let Some(i) = model::first_invalid_grouped(model::limits_for(&steps), &steps, &groups) {
+            let line = &raw.steps.get_ref()[line_of_step[i]];
+            let together = if groups.is_empty() {
+                ""
+            } else {
+                "; steps sent together (`&`) must be by different patients and each valid before the line"
+            };
             return Err(error(
                 line.span().start,
                 format!(
                     "step {:?} is not valid at this point: it needs an earlier step to have made what it names \
                      (a registered patient, their own booked appointment, an active call, a finished recording) \
-                     and must create fresh aliases",
-                    line.get_ref()
+                     and must create fresh aliases{together}",
+                    steps[i]
                 ),
             ));
         }
@@ -219,7 +243,27 @@ impl Scenario {
             seed: raw.seed,
             expect,
             steps,
+            groups,
         })
+    }
+
+    /// The steps as sent: one slice per group (a single step when sequential).
+    pub fn step_groups(&self) -> Vec<&[Step]> {
+        if self.groups.is_empty() {
+            return self.steps.chunks(1).collect();
+        }
+        let mut out = Vec::with_capacity(self.groups.len());
+        let mut start = 0;
+        for &size in &self.groups {
+            out.push(&self.steps[start..start + size]);
+            start += size;
+        }
+        out
+    }
+
+    /// Whether some steps are sent together.
+    pub fn is_concurrent(&self) -> bool {
+        self.groups.iter().any(|size| *size > 1)
     }
 
     /// The file's text: comments, header, then one step per line.
@@ -251,8 +295,9 @@ impl Scenario {
             }
         }
         out.push_str("steps = [\n");
-        for step in &self.steps {
-            let _ = writeln!(out, "  {},", quote(&step.to_string()));
+        for group in self.step_groups() {
+            let line: Vec<String> = group.iter().map(Step::to_string).collect();
+            let _ = writeln!(out, "  {},", quote(&line.join(" & ")));
         }
         out.push_str("]\n");
         out
@@ -276,6 +321,44 @@ mod tests {
             scenario
         );
         assert_eq!(scenario.steps.len(), 5);
+    }
+
+    #[test]
+    fn concurrent_groups_round_trip_and_are_validated() {
+        // Goal: `&` lines read back as groups sent together, write back the
+        // same, and a group that could not run in any order is refused.
+        let text = "format = 1\ntarget = \"embedded\"\nexpect = \"pass\"\nsteps = [\n  \"P1 register & P2 register\",\n  \
+                    \"P1 book A1 at d1-09h & P2 book A2 at d1-10h\",\n  \"P1 start-call A1 -> C1 R1\",\n  \
+                    \"P2 start-call A2 -> C2 R2\",\n  \"P1 upgrade C1 -> R3 & P2 upgrade C2 -> R4\",\n]\n";
+        let scenario = Scenario::parse(Path::new("g.toml"), text).unwrap();
+        assert_eq!(scenario.groups, vec![2, 2, 1, 1, 2]);
+        assert!(scenario.is_concurrent());
+        assert_eq!(scenario.step_groups()[4].len(), 2);
+        let written = scenario.to_toml(None);
+        assert!(written.contains("\"P1 upgrade C1 -> R3 & P2 upgrade C2 -> R4\""));
+        assert_eq!(
+            Scenario::parse(Path::new("g.toml"), &written).unwrap(),
+            scenario
+        );
+        // Sequential files keep no groups, so they read exactly as before.
+        assert!(
+            Scenario::parse(Path::new("x.toml"), GOOD)
+                .unwrap()
+                .groups
+                .is_empty()
+        );
+
+        for (bad, needle) in [
+            ("P1 register & P1 book A1 at d1-09h", "different patients"),
+            ("P1 register & P2 probe R1", "not valid at this point"),
+        ] {
+            let text = format!(
+                "format = 1\ntarget = \"embedded\"\nexpect = \"pass\"\nsteps = [\n  \"{bad}\",\n]\n"
+            );
+            let err = Scenario::parse(Path::new("g.toml"), &text).unwrap_err();
+            assert_eq!(err.line, 5, "{err}");
+            assert!(err.to_string().contains(needle), "{err}");
+        }
     }
 
     #[test]

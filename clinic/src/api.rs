@@ -68,6 +68,9 @@ struct Inner {
     history_cache: Mutex<HashMap<(u32, u32), serde_json::Value>>,
     /// `upgrade-phantom`: the patient who last viewed their history.
     last_history_viewer: Mutex<Option<String>>,
+    /// `upgrade-shared-slot`: the call the upgrade handler is working on, in
+    /// one slot for the whole service (all requests share it).
+    upgrade_slot: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -96,6 +99,7 @@ impl ApiState {
                 media,
                 history_cache: Mutex::new(HashMap::new()),
                 last_history_viewer: Mutex::new(None),
+                upgrade_slot: Mutex::new(None),
             }),
         })
     }
@@ -409,6 +413,12 @@ async fn upgrade(
     Id(call_id): Id,
 ) -> Result<Response, ApiError> {
     let call = state.db(|db| db.check_upgrade(&patient.id, &call_id))?;
+    let shared_slot = state.has(Fault::UpgradeSharedSlot);
+    if shared_slot {
+        // The bug: "the call being upgraded" lives in one slot for the whole
+        // service while the handler awaits the media service below.
+        *lock(&state.inner.upgrade_slot) = Some(call_id.clone());
+    }
     let media = state.media();
     let video_media = media.open().await?;
     // Closing is idempotent, so closing before the commit is safe even if the
@@ -418,6 +428,12 @@ async fn upgrade(
         media.discard(&video_media).await;
         return Err(err.into());
     }
+    // Read back after the awaits: a concurrent upgrade may have overwritten it.
+    let slot_call = if shared_slot {
+        lock(&state.inner.upgrade_slot).clone()
+    } else {
+        None
+    };
     let viewer = if state.has(Fault::UpgradePhantom) {
         lock(&state.inner.last_history_viewer).clone()
     } else {
@@ -435,7 +451,16 @@ async fn upgrade(
     };
     let phantom = viewer.as_deref().zip(phantom_media.as_deref());
     let faults = state.faults();
-    let upgraded = state.db(|db| db.upgrade(&patient.id, &call_id, &video_media, phantom, faults));
+    let upgraded = state.db(|db| {
+        db.upgrade(
+            &patient.id,
+            &call_id,
+            &video_media,
+            phantom,
+            slot_call.as_deref(),
+            faults,
+        )
+    });
     match upgraded {
         Ok(upgraded) => {
             if let Some(unused) = upgraded.unused_phantom_media {

@@ -305,13 +305,16 @@ impl Db {
     /// recording, adds a video recording on `video_media` and makes it current.
     ///
     /// `phantom` is `(last history viewer, empty finished media)` when
-    /// `upgrade-phantom` should plant a stray recording.
+    /// `upgrade-phantom` should plant a stray recording. `slot_call` is the
+    /// call read back from the shared slot under `upgrade-shared-slot`; when it
+    /// is another call, the video recording is attached to that call instead.
     pub(crate) fn upgrade(
         &mut self,
         patient: &str,
         call_id: &str,
         video_media: &str,
         phantom: Option<(&str, &str)>,
+        slot_call: Option<&str>,
         faults: &FaultSet,
     ) -> Result<Upgraded, ApiError> {
         let tx = self.conn.transaction()?;
@@ -330,6 +333,10 @@ impl Db {
                 [],
                 |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
             )?
+        } else if let Some(other) = slot_call.filter(|c| *c != call_id) {
+            // `upgrade-shared-slot`: a concurrent upgrade overwrote the slot,
+            // so the recording goes to that upgrade's call, whoever's it is.
+            (call_consultation(&tx, other)?, other.to_owned())
         } else {
             (own_consultation, call_id.to_owned())
         };
@@ -481,10 +488,19 @@ impl Db {
         )?;
         let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
         let owner = owner_filter.then_some(patient);
+        // Two statements rather than `(?1 IS NULL OR a.patient_id = ?1)`: that
+        // form keeps SQLite from using the patient index, so every history
+        // view scanned all recordings and a long soak slowed down with the
+        // size of the clinic.
+        let filter = if owner_filter {
+            "a.patient_id = ?1"
+        } else {
+            "?1 IS NULL"
+        };
         let mut statement = self.conn.prepare_cached(&format!(
             "SELECT r.id, r.call_id, k.appointment_id, r.kind, r.status, r.bytes
              FROM {RECORDING_OWNER_JOIN}
-             WHERE r.erased = 0 AND (?1 IS NULL OR a.patient_id = ?1)
+             WHERE r.erased = 0 AND {filter}
              ORDER BY r.seq LIMIT ?2 OFFSET ?3"
         ))?;
         let items = statement

@@ -37,11 +37,15 @@ pub enum Fault {
     /// The first media chunk after an upgrade goes to the previously created
     /// recording.
     MediaMisroute,
+    /// The upgrade handler keeps the call it works on in a process-wide slot
+    /// across an await, so concurrent upgrades attach one patient's video
+    /// recording to another patient's call. Only truly concurrent upgrades show it.
+    UpgradeSharedSlot,
 }
 
 impl Fault {
     /// Every fault, in declaration order.
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::UpgradeLatestCall,
         Fault::UpgradePhantom,
         Fault::HistoryPage2Unfiltered,
@@ -50,6 +54,7 @@ impl Fault {
         Fault::RebookReusesConsultation,
         Fault::ErasureLeavesMedia,
         Fault::MediaMisroute,
+        Fault::UpgradeSharedSlot,
     ];
 
     /// The kebab-case name used on the command line and in `CLINIC_FAULTS`.
@@ -63,6 +68,7 @@ impl Fault {
             Fault::RebookReusesConsultation => "rebook-reuses-consultation",
             Fault::ErasureLeavesMedia => "erasure-leaves-media",
             Fault::MediaMisroute => "media-misroute",
+            Fault::UpgradeSharedSlot => "upgrade-shared-slot",
         }
     }
 
@@ -88,6 +94,9 @@ impl Fault {
             }
             Fault::MediaMisroute => {
                 "the first media chunk sent after an upgrade is appended to the previously created recording"
+            }
+            Fault::UpgradeSharedSlot => {
+                "the upgrade handler keeps the call it works on in a process-wide slot across an await (concurrent upgrades only)"
             }
         }
     }
@@ -227,7 +236,8 @@ mod tests {
             err.to_string(),
             "unknown fault \"nope\"; valid faults: upgrade-latest-call, upgrade-phantom, \
              history-page2-unfiltered, history-cache-shared, recording-idor, \
-             rebook-reuses-consultation, erasure-leaves-media, media-misroute"
+             rebook-reuses-consultation, erasure-leaves-media, media-misroute, \
+             upgrade-shared-slot"
         );
     }
 

@@ -157,7 +157,7 @@ async fn register(router: &Router, alias: PatientId) -> Patient {
     let mut appointments = Vec::new();
     let mut calls = Vec::new();
     let mut recordings = Vec::new();
-    for n in 0..2u16 {
+    for n in 0..2u32 {
         let appointment_alias = AppointmentId(alias.0 * 10 + n);
         let booked = setup(
             router,
@@ -460,7 +460,7 @@ pub fn run(input: &[u8], faults: &FaultSet) -> Outcome {
             // an echo of what a request carried.
             let leaked_canary = canaries.owners(&received).into_iter().find(|owner| {
                 let own = match owner {
-                    CanaryOwner::Patient(p) => requester.contains(&usize::from(p.0 - 1)),
+                    CanaryOwner::Patient(p) => requester.contains(&((p.0 - 1) as usize)),
                     CanaryOwner::Outsider => false,
                 };
                 !own && !carried_canaries.contains(owner)

@@ -8,6 +8,7 @@
 //! transport.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -28,9 +29,7 @@ pub struct ClinicRest {
     appointments: HashMap<AppointmentId, String>,
     calls: HashMap<CallId, String>,
     call_owners: HashMap<CallId, PatientId>,
-    recordings: HashMap<RecordingId, String>,
-    aliases: HashMap<String, RecordingId>,
-    unknown: HashMap<String, u32>,
+    recordings: RecordingBook,
 }
 
 impl std::fmt::Debug for ClinicRest {
@@ -40,6 +39,105 @@ impl std::fmt::Debug for ClinicRest {
             .field("patients", &self.tokens.len())
             .field("recordings", &self.recordings.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The mapping between recording service ids and aliases, shareable between
+/// drivers: a soak gives every patient its own driver (its own tokens,
+/// appointments and calls) and one book, so any patient can name, probe and
+/// recognise any patient's recording. Cloning shares the book.
+///
+/// Service ids never leave it: callers get aliases, or an opaque number for an
+/// id no driver has learnt yet ([`Seen::Unknown`]), which
+/// [`RecordingBook::resolve`] can turn into an alias once the creating
+/// response has arrived.
+#[derive(Clone, Default)]
+pub struct RecordingBook(Arc<Mutex<Book>>);
+
+#[derive(Default)]
+struct Book {
+    ids: HashMap<RecordingId, String>,
+    aliases: HashMap<String, RecordingId>,
+    unknown: HashMap<String, u32>,
+    unknown_ids: Vec<String>,
+}
+
+impl std::fmt::Debug for RecordingBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingBook")
+            .field("recordings", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordingBook {
+    /// An empty book.
+    pub fn new() -> RecordingBook {
+        RecordingBook::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Book> {
+        // Every critical section is a single map update: a poisoned lock holds
+        // consistent data.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many recordings have an alias.
+    pub fn len(&self) -> usize {
+        self.lock().ids.len()
+    }
+
+    /// Whether no recording has an alias yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the service has told some driver the id of `alias`.
+    pub fn knows(&self, alias: RecordingId) -> bool {
+        self.lock().ids.contains_key(&alias)
+    }
+
+    /// The alias of an id first seen as [`Seen::Unknown`]`(n)`, if its
+    /// creating response has arrived since.
+    pub fn resolve(&self, unknown: u32) -> Option<RecordingId> {
+        let book = self.lock();
+        let id = book
+            .unknown_ids
+            .get(usize::try_from(unknown).ok()?.checked_sub(1)?)?;
+        book.aliases.get(id).copied()
+    }
+
+    fn id(&self, action: &'static str, alias: RecordingId) -> Result<String, TargetError> {
+        self.lock()
+            .ids
+            .get(&alias)
+            .cloned()
+            .ok_or_else(|| TargetError::Missing {
+                action,
+                what: format!("the service never gave an id for {alias}"),
+            })
+    }
+
+    fn seen(&self, service_id: &str) -> Seen {
+        let mut book = self.lock();
+        if let Some(alias) = book.aliases.get(service_id) {
+            return Seen::Known(*alias);
+        }
+        if let Some(n) = book.unknown.get(service_id) {
+            return Seen::Unknown(*n);
+        }
+        book.unknown_ids.push(service_id.to_string());
+        let n = u32::try_from(book.unknown_ids.len()).unwrap_or(u32::MAX);
+        book.unknown.insert(service_id.to_string(), n);
+        Seen::Unknown(n)
+    }
+
+    fn learn(&self, alias: RecordingId, service_id: &str) {
+        let mut book = self.lock();
+        book.ids.insert(alias, service_id.to_string());
+        // A service that hands out the same id twice keeps its first alias:
+        // the first owner is who the model attributes it to.
+        book.aliases.entry(service_id.to_string()).or_insert(alias);
     }
 }
 
@@ -220,10 +318,18 @@ impl Transport {
 impl ClinicRest {
     /// A driver with no sessions yet, for the clinic at `base` (`http://127.0.0.1:PORT`).
     pub fn new(client: Client, base: impl Into<String>) -> ClinicRest {
-        ClinicRest::over(Transport::Http {
-            client,
-            base: base.into().trim_end_matches('/').to_string(),
-        })
+        ClinicRest::sharing(client, base, RecordingBook::new())
+    }
+
+    /// A driver with no sessions yet that learns and names recordings in `book`.
+    pub fn sharing(client: Client, base: impl Into<String>, book: RecordingBook) -> ClinicRest {
+        ClinicRest::over_sharing(
+            Transport::Http {
+                client,
+                base: base.into().trim_end_matches('/').to_string(),
+            },
+            book,
+        )
     }
 
     /// A driver with no sessions yet that calls the clinic's api router in-process.
@@ -233,6 +339,11 @@ impl ClinicRest {
 
     /// A driver with no sessions yet over `transport`.
     pub fn over(transport: Transport) -> ClinicRest {
+        ClinicRest::over_sharing(transport, RecordingBook::new())
+    }
+
+    /// A driver with no sessions yet over `transport`, learning recordings into `book`.
+    pub fn over_sharing(transport: Transport, book: RecordingBook) -> ClinicRest {
         ClinicRest {
             transport,
             tag: CaseTag::default(),
@@ -240,10 +351,13 @@ impl ClinicRest {
             appointments: HashMap::new(),
             calls: HashMap::new(),
             call_owners: HashMap::new(),
-            recordings: HashMap::new(),
-            aliases: HashMap::new(),
-            unknown: HashMap::new(),
+            recordings: book,
         }
+    }
+
+    /// The recording book this driver learns into.
+    pub fn book(&self) -> &RecordingBook {
+        &self.recordings
     }
 
     /// Send the payloads (canaries) of the case tagged `tag`.
@@ -273,21 +387,6 @@ impl ClinicRest {
                 action,
                 what: format!("the service never gave an id for {key}"),
             })
-    }
-
-    fn seen(&mut self, service_id: &str) -> Seen {
-        if let Some(alias) = self.aliases.get(service_id) {
-            return Seen::Known(*alias);
-        }
-        let next = self.unknown.len() as u32 + 1;
-        Seen::Unknown(*self.unknown.entry(service_id.to_string()).or_insert(next))
-    }
-
-    fn learn_recording(&mut self, alias: RecordingId, service_id: &str) {
-        self.recordings.insert(alias, service_id.to_string());
-        // A service that hands out the same id twice keeps its first alias:
-        // the first owner is who the model attributes it to.
-        self.aliases.entry(service_id.to_string()).or_insert(alias);
     }
 
     async fn send(
@@ -465,7 +564,7 @@ impl Driver for ClinicRest {
                     let recording_id = field(action, &body, "recording_id")?;
                     self.calls.insert(call, call_id);
                     self.call_owners.insert(call, patient);
-                    self.learn_recording(recording, &recording_id);
+                    self.recordings.learn(recording, &recording_id);
                 }
                 Ok(observation(status, body))
             }
@@ -481,7 +580,7 @@ impl Driver for ClinicRest {
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 if ok(status) {
                     let recording_id = field(action, &body, "recording_id")?;
-                    self.learn_recording(recording, &recording_id);
+                    self.recordings.learn(recording, &recording_id);
                 }
                 Ok(observation(status, body))
             }
@@ -539,7 +638,7 @@ impl Driver for ClinicRest {
                                 action,
                                 what: format!("history item {i} without a string `recording_id`"),
                             })?;
-                        let seen_as = self.seen(id);
+                        let seen_as = self.recordings.seen(id);
                         seen.push((format!("items[{i}]"), seen_as));
                     }
                 }
@@ -551,7 +650,7 @@ impl Driver for ClinicRest {
             }
             Step::Play { patient, recording } | Step::Probe { patient, recording } => {
                 let token = self.token(action, patient)?;
-                let id = Self::id(&self.recordings, action, recording)?;
+                let id = self.recordings.id(action, recording)?;
                 let request =
                     Request::new(Method::GET, format!("/v1/recordings/{id}"), Some(token));
                 let (status, body) = self.send(action, request, BodyKind::Media).await?;
@@ -568,7 +667,7 @@ impl Driver for ClinicRest {
             }
             Step::Erase { patient, recording } => {
                 let token = self.token(action, patient)?;
-                let id = Self::id(&self.recordings, action, recording)?;
+                let id = self.recordings.id(action, recording)?;
                 let request =
                     Request::new(Method::DELETE, format!("/v1/recordings/{id}"), Some(token));
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;

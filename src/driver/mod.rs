@@ -12,7 +12,7 @@
 
 pub mod clinic_rest;
 
-pub use clinic_rest::ClinicRest;
+pub use clinic_rest::{ClinicRest, RecordingBook};
 
 use std::future::Future;
 

@@ -137,7 +137,7 @@ fn candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
             .map(|(id, c)| (c.patient, *id, c.mode))
     };
     let steps: Vec<Step> = match ACTIONS[kind] {
-        "register" => (patients.len() < usize::from(state.limits.patients_max))
+        "register" => (patients.len() < state.limits.patients_max as usize)
             .then_some(Step::Register {
                 patient: PatientId(state.next_patient),
             })

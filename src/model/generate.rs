@@ -19,7 +19,7 @@ pub fn next_step(state: &State) -> BoxedStrategy<Step> {
     let mut options: Vec<(u32, BoxedStrategy<Step>)> = Vec::new();
     let patients = state.patients.clone();
 
-    if patients.len() < usize::from(state.limits.patients_max) {
+    if patients.len() < state.limits.patients_max as usize {
         let patient = PatientId(state.next_patient);
         let weight = if patients.len() < 2 { 12 } else { 2 };
         options.push((weight, Just(Step::Register { patient }).boxed()));

@@ -23,7 +23,7 @@ macro_rules! alias {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(pub u16);
+        pub struct $name(pub u32);
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -44,7 +44,7 @@ macro_rules! alias {
                 if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(error());
                 }
-                let n: u16 = digits.parse().map_err(|_| error())?;
+                let n: u32 = digits.parse().map_err(|_| error())?;
                 if n == 0 {
                     return Err(error());
                 }
@@ -88,7 +88,7 @@ mod tests {
         // Goal: every alias prints and parses back; near misses are refused.
         assert_eq!("P12".parse::<PatientId>(), Ok(PatientId(12)));
         assert_eq!(RecordingId(3).to_string(), "R3");
-        for bad in ["P0", "P", "p1", "P01", "R1", "P1x", "P99999999"] {
+        for bad in ["P0", "P", "p1", "P01", "R1", "P1x", "P99999999999"] {
             assert!(bad.parse::<PatientId>().is_err(), "{bad} parsed");
         }
     }

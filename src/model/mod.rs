@@ -34,6 +34,36 @@ pub fn first_invalid(limits: Limits, steps: &[Step]) -> Option<usize> {
     None
 }
 
+/// The first step (index into `steps`) that cannot run where it stands when
+/// steps are sent in groups: `groups` are the sizes of consecutive groups sent
+/// together (empty: every step alone). Within a group every step must be by a
+/// different patient and valid in the state before the group, since the group's
+/// steps may reach the service in any order.
+pub fn first_invalid_grouped(limits: Limits, steps: &[Step], groups: &[usize]) -> Option<usize> {
+    if groups.is_empty() {
+        return first_invalid(limits, steps);
+    }
+    let mut state = State::new(limits);
+    let mut start = 0;
+    for &size in groups {
+        let group = steps.get(start..start + size)?;
+        for (i, step) in group.iter().enumerate() {
+            let repeated = group[..i].iter().any(|s| s.patient() == step.patient());
+            if repeated || !state.precondition(step) {
+                return Some(start + i);
+            }
+        }
+        for (i, step) in group.iter().enumerate() {
+            if !state.precondition(step) {
+                return Some(start + i);
+            }
+            state = state.apply(step);
+        }
+        start += size;
+    }
+    (start != steps.len()).then_some(start.min(steps.len()))
+}
+
 /// Keep only the steps that are still valid after earlier ones were removed.
 ///
 /// The shrinker deletes a step and then drops whatever depended on it (a call
@@ -55,13 +85,13 @@ pub fn prune(limits: Limits, steps: &[Step]) -> Vec<Step> {
 pub fn renumber(steps: &[Step]) -> Vec<Step> {
     #[derive(Default)]
     struct Names {
-        p: HashMap<u16, u16>,
-        a: HashMap<u16, u16>,
-        c: HashMap<u16, u16>,
-        r: HashMap<u16, u16>,
+        p: HashMap<u32, u32>,
+        a: HashMap<u32, u32>,
+        c: HashMap<u32, u32>,
+        r: HashMap<u32, u32>,
     }
-    fn next(map: &mut HashMap<u16, u16>, n: u16) -> u16 {
-        let len = map.len() as u16;
+    fn next(map: &mut HashMap<u32, u32>, n: u32) -> u32 {
+        let len = map.len() as u32;
         *map.entry(n).or_insert(len + 1)
     }
     let mut names = Names::default();

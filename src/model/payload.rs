@@ -36,8 +36,9 @@ fn mix(x: u64) -> u64 {
 /// Every canary starts with this and has [`CANARY_LEN`] bytes.
 pub const CANARY_PREFIX: &str = "CNRY";
 
-/// The fixed width of a canary: prefix, 8 tag letters, 5 alias digits, 8 letters.
-pub const CANARY_LEN: usize = 4 + 8 + 5 + 8;
+/// The fixed width of a canary: prefix, 8 tag letters, 10 alias digits (any
+/// `u32` alias: a soak's patients keep arriving), 8 letters.
+pub const CANARY_LEN: usize = 4 + 8 + 10 + 8;
 
 /// The canary of `patient` in the case tagged `tag`.
 ///
@@ -46,11 +47,17 @@ pub const CANARY_LEN: usize = 4 + 8 + 5 + 8;
 pub fn canary_in(tag: CaseTag, patient: PatientId) -> String {
     let check = mix((u64::from(tag.0) << 20) ^ u64::from(patient.0));
     format!(
-        "{CANARY_PREFIX}{}{:05}{}",
+        "{CANARY_PREFIX}{}{:010}{}",
         letters(u64::from(tag.0), 8),
         patient.0,
         letters(check, 8)
     )
+}
+
+/// The alias digits of a canary-shaped `bytes` (see [`looks_like_canary`]).
+pub fn canary_alias(bytes: &[u8]) -> Option<PatientId> {
+    let digits = std::str::from_utf8(bytes.get(12..22)?).ok()?;
+    digits.parse().ok().map(PatientId)
 }
 
 /// Whether `bytes` (of length [`CANARY_LEN`]) has the shape of a canary.
@@ -59,8 +66,8 @@ pub fn looks_like_canary(bytes: &[u8]) -> bool {
     bytes.len() == CANARY_LEN
         && bytes.starts_with(CANARY_PREFIX.as_bytes())
         && bytes[4..12].iter().all(upper)
-        && bytes[12..17].iter().all(u8::is_ascii_digit)
-        && bytes[17..].iter().all(upper)
+        && bytes[12..22].iter().all(u8::is_ascii_digit)
+        && bytes[22..].iter().all(upper)
 }
 
 /// The canary of `patient` with the default tag.

@@ -14,7 +14,7 @@ use super::step::Step;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Most patients registered in one case.
-    pub patients_max: u16,
+    pub patients_max: u32,
     /// Highest history page a patient asks for.
     pub history_pages_max: u8,
 }
@@ -99,13 +99,13 @@ pub struct State {
     /// Recordings in the order they were created (the history view's order).
     pub creation_order: Vec<RecordingId>,
     /// Next fresh alias numbers, for the generator.
-    pub next_patient: u16,
+    pub next_patient: u32,
     /// Next fresh appointment alias.
-    pub next_appointment: u16,
+    pub next_appointment: u32,
     /// Next fresh call alias.
-    pub next_call: u16,
+    pub next_call: u32,
     /// Next fresh recording alias.
-    pub next_recording: u16,
+    pub next_recording: u32,
     /// Virtual calendar: the day bookings are made for (advances every few bookings).
     pub day: u16,
 }

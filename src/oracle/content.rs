@@ -25,20 +25,26 @@ pub enum CanaryOwner {
 
 /// The automaton over the canaries of patients `P1..=Pn` of one case, plus the
 /// common canary prefix so canaries of other cases are caught too.
+///
+/// [`Canaries::any_in`] is the open form for a soak, whose patients keep
+/// arriving: only the prefix is searched, and a canary-shaped match is this
+/// case's patient when it equals [`payload::canary_in`] of its own alias
+/// digits, an outsider otherwise — so a near miss is never pinned on anyone.
 #[derive(Debug, Clone)]
 pub struct Canaries {
     automaton: AhoCorasick,
-    count: u16,
+    count: u32,
+    open: Option<CaseTag>,
 }
 
 impl Canaries {
     /// Canaries for the first `patients` aliases, with the default case tag.
-    pub fn new(patients: u16) -> Canaries {
+    pub fn new(patients: u32) -> Canaries {
         Canaries::for_case(patients, CaseTag::default())
     }
 
     /// Canaries for the first `patients` aliases of the case tagged `tag`.
-    pub fn for_case(patients: u16, tag: CaseTag) -> Canaries {
+    pub fn for_case(patients: u32, tag: CaseTag) -> Canaries {
         let mut patterns: Vec<String> = (1..=patients)
             .map(|n| payload::canary_in(tag, PatientId(n)))
             .collect();
@@ -52,11 +58,22 @@ impl Canaries {
         Canaries {
             automaton,
             count: patients,
+            open: None,
         }
     }
 
-    /// How many patients' canaries the automaton holds.
-    pub fn patients(&self) -> u16 {
+    /// The canaries of every alias of the case tagged `tag`.
+    pub fn any_in(tag: CaseTag) -> Canaries {
+        let automaton = AhoCorasick::new([payload::CANARY_PREFIX]).expect("a short literal prefix");
+        Canaries {
+            automaton,
+            count: 0,
+            open: Some(tag),
+        }
+    }
+
+    /// How many patients' canaries the automaton holds (0 for [`Canaries::any_in`]).
+    pub fn patients(&self) -> u32 {
         self.count
     }
 
@@ -66,12 +83,19 @@ impl Canaries {
             .find_iter(haystack)
             .filter_map(|m| {
                 let index = m.pattern().as_usize();
-                if index < usize::from(self.count) {
-                    return Some(CanaryOwner::Patient(PatientId(index as u16 + 1)));
+                if index < self.count as usize {
+                    return Some(CanaryOwner::Patient(PatientId(index as u32 + 1)));
                 }
                 let end = m.start() + payload::CANARY_LEN;
                 let candidate = haystack.get(m.start()..end)?;
-                payload::looks_like_canary(candidate).then_some(CanaryOwner::Outsider)
+                if !payload::looks_like_canary(candidate) {
+                    return None;
+                }
+                let own = self.open.and_then(|tag| {
+                    let patient = payload::canary_alias(candidate)?;
+                    (payload::canary_in(tag, patient).as_bytes() == candidate).then_some(patient)
+                });
+                Some(own.map_or(CanaryOwner::Outsider, CanaryOwner::Patient))
             })
             .collect()
     }
@@ -144,4 +168,41 @@ pub(super) fn check(canaries: &Canaries, ctx: &Context<'_>) -> Vec<Violation> {
         .filter(|(_, owner)| *owner != own)
         .map(|(field, owner)| ctx.violation(Clause::Content, field, Finding::Canary { owner }))
         .collect()
+}
+
+#[cfg(test)]
+mod open_tests {
+    use super::*;
+
+    #[test]
+    fn any_in_recognises_every_alias_of_its_case_and_agrees_with_the_fixed_automaton() {
+        // Goal: the open form (soak) finds what the fixed form finds, for any
+        // alias of its case; other cases' canaries are outsiders.
+        let tag = CaseTag(9);
+        let p = |n| payload::canary_in(tag, PatientId(n));
+        let other = payload::canary_in(CaseTag(10), PatientId(7));
+        let haystack = format!(
+            "x{}y {} z{} {other} {}",
+            p(7),
+            p(20),
+            p(123_456),
+            &p(3)[..10]
+        );
+        let any = Canaries::any_in(tag);
+        let found: Vec<CanaryOwner> = any.owners(haystack.as_bytes()).into_iter().collect();
+        let patient = |n| CanaryOwner::Patient(PatientId(n));
+        assert_eq!(
+            found,
+            vec![
+                patient(7),
+                patient(20),
+                patient(123_456),
+                CanaryOwner::Outsider
+            ]
+        );
+        let fixed = Canaries::for_case(20, tag);
+        let found: Vec<CanaryOwner> = fixed.owners(haystack.as_bytes()).into_iter().collect();
+        assert_eq!(found, vec![patient(7), patient(20), CanaryOwner::Outsider]);
+        assert_eq!(any.patients(), 0);
+    }
 }

@@ -3,6 +3,7 @@
 //! - [`console`]: the header, the explanation of a finding, the summary.
 //! - [`json`]: a machine-readable report.
 //! - [`junit`]: JUnit XML for the gate.
+//! - [`soak`]: the soak report: HTML, Markdown, JSON, JUnit XML, SVG plots.
 //!
 //! **Architecture invariant:** reports are built from aliases, clauses and
 //! counts only; no service id, token or body can reach them, because the
@@ -11,3 +12,4 @@
 pub mod console;
 pub mod json;
 pub mod junit;
+pub mod soak;

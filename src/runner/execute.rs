@@ -4,9 +4,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::driver::{Driver, Observation, TargetError};
+use std::collections::HashMap;
+
+use crate::driver::{ClinicRest, Driver, Observation, RecordingBook, Seen, TargetError};
+use crate::model::PatientId;
 use crate::model::{ACTIONS, Limits, State, Step};
 use crate::oracle::{self, Canaries, Violation};
+use crate::target::CaseTarget;
 
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +130,108 @@ pub async fn execute<D: Driver>(
             return run;
         }
         state = after;
+    }
+    run
+}
+
+/// Run a scenario's steps group by group: the steps of a group are sent
+/// together, concurrently (one driver per patient, sharing one recording
+/// book), and judged once all of them have been answered.
+///
+/// An id a step saw before the step that creates it was answered is not a
+/// phantom: every observation's unknown ids are resolved again once the whole
+/// group is in, and only ids still unknown count as phantoms.
+pub async fn execute_grouped(
+    case: &CaseTarget,
+    limits: Limits,
+    canaries: &Canaries,
+    steps: &[Step],
+    groups: &[usize],
+) -> CaseRun {
+    let book = RecordingBook::new();
+    let mut drivers: HashMap<PatientId, ClinicRest> = HashMap::new();
+    let mut state = State::new(limits);
+    let mut run = CaseRun {
+        end: CaseEnd::Passed,
+        steps_run: 0,
+        warnings: Vec::new(),
+        coverage: [0; ACTIONS.len()],
+    };
+    let sizes: Vec<usize> = if groups.is_empty() {
+        vec![1; steps.len()]
+    } else {
+        groups.to_vec()
+    };
+    let mut start = 0;
+    for size in sizes {
+        let group = &steps[start..start + size];
+        let mut taken: Vec<(usize, &Step, ClinicRest)> = group
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let driver = drivers
+                    .remove(&step.patient())
+                    .unwrap_or_else(|| case.driver_sharing(book.clone()));
+                (start + i + 1, step, driver)
+            })
+            .collect();
+        let results = futures::future::join_all(
+            taken
+                .iter_mut()
+                .map(|(_, step, driver)| async move { driver.perform(step).await }),
+        )
+        .await;
+        let mut after = state.clone();
+        for step in group {
+            after = after.apply(step);
+        }
+        let mut judged = Vec::new();
+        for ((index, step, _), result) in taken.iter().zip(results) {
+            run.steps_run += 1;
+            run.coverage[step.action_index()] += 1;
+            let mut observation = match result {
+                Ok(observation) => observation,
+                Err(error) => {
+                    run.end = CaseEnd::TargetFailed {
+                        step: *index,
+                        error,
+                    };
+                    return run;
+                }
+            };
+            for (_, seen) in &mut observation.seen {
+                if let Seen::Unknown(n) = *seen
+                    && let Some(alias) = book.resolve(n)
+                {
+                    *seen = Seen::Known(alias);
+                }
+            }
+            let judgement = oracle::check(canaries, &state, &after, *index, step, &observation);
+            run.warnings.extend(judgement.warnings);
+            judged.push((*index, *step, observation, judgement.violations));
+        }
+        for (_, step, driver) in taken {
+            drivers.insert(step.patient(), driver);
+        }
+        let violations: Vec<Violation> = judged
+            .iter()
+            .flat_map(|(_, _, _, v)| v.iter().cloned())
+            .collect();
+        if !violations.is_empty() {
+            run.end = CaseEnd::Violated { violations };
+            return run;
+        }
+        for (index, step, observation, _) in &judged {
+            if let Some(reason) = divergence(step, observation) {
+                run.end = CaseEnd::Diverged {
+                    step: *index,
+                    reason,
+                };
+                return run;
+            }
+        }
+        state = after;
+        start += size;
     }
     run
 }

@@ -3,6 +3,9 @@
 //! - [`check`]: sequential search with proptest-state-machine and shrinking.
 //! - [`replay`]: a scenario file's steps, as written, N times.
 //! - [`gate`]: the CI gate: every checked-in scenario, then fixed seeds.
+//! - [`replay`]: a scenario file's steps, as written, N times (steps grouped
+//!   with `&` sent together).
+//! - [`soak`]: many concurrent patients against one service for a while.
 //!
 //! **Architecture invariant:** the runner is the only place a violation ends a
 //! case; the oracle only reports and the driver only records.
@@ -11,13 +14,14 @@ pub mod check;
 mod execute;
 pub mod gate;
 pub mod replay;
+pub mod soak;
 
 pub use check::{CheckConfig, CheckReport, Finding, Progress, check, run_case};
-pub use execute::{CaseEnd, CaseRun, execute};
+pub use execute::{CaseEnd, CaseRun, execute, execute_grouped};
 pub use gate::{
     GateConfig, GateProgress, GateReport, ScenarioOutcome, ScenarioResult, SeedResult, gate,
 };
-pub use replay::{ReplayReport, Reproduction, replay};
+pub use replay::{ReplayReport, Reproduction, replay, run_grouped};
 
 /// The verdict of a run, and its exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,13 @@
 //! `replay`: run a scenario's steps as written, `repeat` times, and say whether
-//! its violation REPRODUCED, was FLAKY or is FIXED.
+//! its violation REPRODUCED, was FLAKY or is FIXED. Steps a scenario groups
+//! together (`&`) are sent concurrently, so a race found by a soak replays as a
+//! race: its reproduction rate is what `--repeat` measures.
 
 use super::check::run_case;
-use super::execute::{CaseEnd, CaseRun};
+use super::execute::{CaseEnd, CaseRun, execute_grouped};
 use crate::model;
-use crate::oracle::Clause;
+use crate::model::{ACTIONS, Limits, Step};
+use crate::oracle::{Canaries, Clause};
 use crate::scenario::{Expect, Scenario};
 use crate::target::Target;
 
@@ -102,7 +105,11 @@ pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> Replay
     let limits = model::limits_for(&scenario.steps);
     let mut runs = Vec::new();
     for _ in 0..repeat.max(1) {
-        let run = run_case(target, limits, &scenario.steps, None).await;
+        let run = if scenario.is_concurrent() {
+            run_grouped(target, limits, &scenario.steps, &scenario.groups).await
+        } else {
+            run_case(target, limits, &scenario.steps, None).await
+        };
         let failed = matches!(run.end, CaseEnd::TargetFailed { .. });
         runs.push(run);
         if failed {
@@ -110,4 +117,28 @@ pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> Replay
         }
     }
     ReplayReport { runs }
+}
+
+/// Run steps sent in groups (see [`execute_grouped`]) against a fresh service.
+pub async fn run_grouped(
+    target: &Target,
+    limits: Limits,
+    steps: &[Step],
+    groups: &[usize],
+) -> CaseRun {
+    let case = match target.open_case().await {
+        Ok(case) => case,
+        Err(error) => {
+            return CaseRun {
+                end: CaseEnd::TargetFailed { step: 0, error },
+                steps_run: 0,
+                warnings: Vec::new(),
+                coverage: [0; ACTIONS.len()],
+            };
+        }
+    };
+    let canaries = Canaries::for_case(limits.patients_max, case.tag());
+    let run = execute_grouped(&case, limits, &canaries, steps, groups).await;
+    case.close().await;
+    run
 }

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use clinic::FaultSet;
 use tokio::sync::OnceCell;
 
-use crate::driver::{ClinicRest, TargetError, clinic_rest};
+use crate::driver::{ClinicRest, RecordingBook, TargetError, clinic_rest};
 use crate::model::payload::CaseTag;
 pub use containers::{Environment, StartError};
 pub use services::{ServicesError, ServicesFile};
@@ -341,6 +341,12 @@ impl CaseTarget {
     /// Whether other cases share this service (so the case must clean up after itself).
     pub fn is_shared(&self) -> bool {
         self.shared
+    }
+
+    /// A fresh driver (no sessions) that learns and names recordings in a
+    /// shared `book`: concurrent patients each get one (soak, grouped replay).
+    pub fn driver_sharing(&self, book: RecordingBook) -> ClinicRest {
+        ClinicRest::sharing(self.client.clone(), self.base.clone(), book).with_tag(self.tag)
     }
 
     /// Stop an embedded clinic and wait for it; a no-op for a shared target.

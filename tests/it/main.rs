@@ -9,6 +9,7 @@ mod containers;
 mod detection;
 mod import_fuzz;
 mod scenarios;
+mod soak;
 
 use chaperone::model::{self, Step};
 use chaperone::oracle::Clause;

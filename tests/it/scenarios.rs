@@ -1,5 +1,11 @@
 //! Every checked-in scenario under `scenarios/` (not `scenarios/found/`, which
 //! holds a developer's own findings) replays to its expected outcome.
+//!
+//! A concurrent scenario (steps sent together, `&`) shows a race, which the
+//! scheduler may or may not interleave on a given run. It is replayed
+//! `RACE_REPEATS` times: a violation scenario must reproduce at least once
+//! (its groups are made large enough that it does so on nearly every run), a
+//! pass scenario must pass every time.
 
 use chaperone::runner::{self, CaseEnd};
 use chaperone::scenario::{Expect, Scenario};
@@ -7,6 +13,9 @@ use chaperone::target::Target;
 use clinic::Fault;
 
 use super::*;
+
+/// Replays of a concurrent scenario.
+const RACE_REPEATS: u32 = 10;
 
 #[test]
 fn every_checked_in_scenario_meets_its_expected_outcome() {
@@ -23,8 +32,25 @@ fn every_checked_in_scenario_meets_its_expected_outcome() {
         let scenario = Scenario::read(file).unwrap_or_else(|e| panic!("{e}"));
         faults_covered.extend(scenario.faults.iter());
         let target = Target::new(scenario.target.clone(), scenario.faults.clone());
-        let report = rt.block_on(runner::replay(&target, &scenario, 1));
-        let run = &report.runs[0];
+        let repeats = if scenario.is_concurrent() {
+            RACE_REPEATS
+        } else {
+            1
+        };
+        let report = rt.block_on(runner::replay(&target, &scenario, repeats));
+        assert_eq!(report.unknown(), None, "{}", file.display());
+        let run = match scenario.expect {
+            Expect::Pass => report
+                .runs
+                .iter()
+                .find(|r| r.end != CaseEnd::Passed)
+                .unwrap_or(&report.runs[0]),
+            Expect::Violation(_) => report
+                .runs
+                .iter()
+                .find(|r| r.violations().is_some())
+                .unwrap_or(&report.runs[0]),
+        };
         match scenario.expect {
             Expect::Pass => assert_eq!(run.end, CaseEnd::Passed, "{}", file.display()),
             Expect::Violation(clause) => {

@@ -281,3 +281,63 @@ async fn media_misroute_sends_the_first_chunk_after_upgrade_to_the_previous_reco
     assert_eq!(alice_sees, b"alice-2");
     assert_eq!(bob_page["items"][0]["bytes"], 7);
 }
+
+#[tokio::test]
+async fn upgrade_shared_slot_misattaches_only_under_concurrent_upgrades() {
+    // Goal: with the shared slot, upgrades done one after another stay correct
+    // (which is why sequential exploration cannot see this fault), while
+    // upgrades sent together attach some patient's video to another's call.
+    // Method: eight patients each in an audio call. First sequentially, then
+    // (on fresh calls) all eight upgrades at once; count video recordings that
+    // do not appear in their upgrader's own history. Repeat the concurrent
+    // round until it misattaches (bounded), since scheduling decides the race.
+    async fn round(h: &Harness, concurrent: bool) -> usize {
+        let mut patients = Vec::new();
+        for i in 0..8 {
+            let p = h.register(&format!("p{i}")).await;
+            let (_, call, _) = h.book_and_call(&p).await;
+            patients.push((p, call));
+        }
+        let videos: Vec<String> = if concurrent {
+            let upgrades = patients.iter().map(|(p, call)| h.upgrade(p, call));
+            futures::future::join_all(upgrades).await
+        } else {
+            let mut videos = Vec::new();
+            for (p, call) in &patients {
+                videos.push(h.upgrade(p, call).await);
+            }
+            videos
+        };
+        let mut misattached = 0;
+        for ((p, _), video) in patients.iter().zip(&videos) {
+            if !h.history_ids(p, 1, 100).await.contains(video) {
+                misattached += 1;
+            }
+        }
+        misattached
+    }
+
+    let faulty = clinic_with(&[Fault::UpgradeSharedSlot]).await;
+    assert_eq!(
+        round(&faulty, false).await,
+        0,
+        "sequential upgrades stay correct"
+    );
+    let clean = clean_clinic().await;
+    let mut seen = 0;
+    for _ in 0..20 {
+        assert_eq!(
+            round(&clean, true).await,
+            0,
+            "the clean clinic never misattaches"
+        );
+        seen = round(&faulty, true).await;
+        if seen > 0 {
+            break;
+        }
+    }
+    assert!(
+        seen > 0,
+        "20 rounds of 8 concurrent upgrades never misattached"
+    );
+}

@@ -1,0 +1,460 @@
+//! The soak's history: who sent what, when it was sent and when it was
+//! answered, in aliases, and how a concurrent finding becomes a scenario file
+//! that keeps its concurrency.
+//!
+//! Each patient slot keeps the log of its current patient's life and of the
+//! one before (bounded by the steps per patient). When a violation is found,
+//! the observer's steps up to the violating one and the steps of the other
+//! patients involved (the owners of what leaked, and for a phantom whoever
+//! was in flight at the same time) that were sent before the observation was
+//! answered are merged by send time. Steps of different patients whose
+//! request intervals overlapped become one group, sent together on replay.
+//!
+//! **Invariant:** a built scenario is valid by
+//! [`model::first_invalid_grouped`]; a history that cannot make one (an
+//! involved patient's life has been forgotten) gives no scenario, never a
+//! wrong one.
+
+use std::collections::BTreeSet;
+
+use crate::model::{self, Limits, PatientId, RecordingId, State, Step};
+
+// Two involved patients (the usual case: the observer and the owner of what
+// leaked) are aligned optimally; more are grouped greedily.
+
+/// One request of the soak, in aliases.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// What was sent (it names the patient).
+    pub step: Step,
+    /// When it was sent, in microseconds since the soak started.
+    pub sent_us: u64,
+    /// When it was answered (0 while in flight).
+    pub answered_us: u64,
+    /// The service accepted it (or it was a read, judged by the oracle).
+    pub ok: bool,
+}
+
+/// The logs of one patient slot: the current life and the previous one.
+#[derive(Debug, Default)]
+pub struct SlotLog {
+    /// The current patient's steps, in order (step `i` at index `i - 1`).
+    pub current: Vec<Event>,
+    /// The previous patient's steps.
+    pub previous: Vec<Event>,
+}
+
+impl SlotLog {
+    /// Start a new life: the current log becomes the previous one.
+    pub fn retire(&mut self) {
+        self.previous = std::mem::take(&mut self.current);
+    }
+
+    /// The events of the given patients, from both lives.
+    pub fn of(&self, patients: &BTreeSet<PatientId>) -> Vec<Event> {
+        [&self.previous, &self.current]
+            .into_iter()
+            .filter(|log| {
+                log.first()
+                    .is_some_and(|e| patients.contains(&e.step.patient()))
+            })
+            .flat_map(|log| log.iter().cloned())
+            .collect()
+    }
+}
+
+/// A scenario made from a history: steps (renumbered from `P1`), group sizes,
+/// and the history lines that explain it.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The steps, valid from the empty state when sent group by group.
+    pub steps: Vec<Step>,
+    /// Sizes of consecutive groups sent together.
+    pub groups: Vec<usize>,
+    /// `+12.345 ms .. +13.002 ms  P1 upgrade C1 -> R3` for each step, in the
+    /// scenario's aliases, then which soak patient each scenario patient was.
+    pub history: Vec<String>,
+}
+
+fn read_only(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::ViewHistory { .. } | Step::Play { .. } | Step::Probe { .. }
+    )
+}
+
+fn overlap(a: &Event, b: &Event) -> u64 {
+    a.answered_us
+        .min(b.answered_us)
+        .saturating_sub(a.sent_us.max(b.sent_us))
+}
+
+fn limits() -> Limits {
+    Limits {
+        patients_max: u32::MAX,
+        history_pages_max: u8::MAX,
+    }
+}
+
+/// Whether every group's steps are valid before the group, in order.
+fn valid(groups: &[Vec<Event>]) -> bool {
+    let mut state = State::new(limits());
+    for group in groups {
+        if !group.iter().all(|e| state.precondition(&e.step)) {
+            return false;
+        }
+        for e in group {
+            if !state.precondition(&e.step) {
+                return false;
+            }
+            state = state.apply(&e.step);
+        }
+    }
+    true
+}
+
+/// Two patients' steps merged so that the pairs sent together overlapped in
+/// time as much as possible: a dynamic program over both sequences that, at
+/// each point, either pairs the next two steps (when they overlapped) or
+/// takes the one sent first alone, maximising the total overlap of pairs.
+/// (Greedy grouping by send time would pair a step with whatever happened to
+/// be in flight first and miss the overlap that mattered.)
+fn align(a: &[Event], b: &[Event], key: Option<RecordingId>) -> Vec<Vec<Event>> {
+    let (n, m) = (a.len(), b.len());
+    let creates_key = |e: &Event| match e.step {
+        Step::StartCall { recording, .. } | Step::Upgrade { recording, .. } => {
+            Some(recording) == key
+        }
+        _ => false,
+    };
+    // The key step's partner: of the other patient's steps, the one sent last
+    // while the key step was in flight (a check-then-act race is broken by a
+    // request that arrives between the check and the act, late in the
+    // handler), else the one that overlapped it most.
+    let partner = |key: &Event, others: &[Event]| -> Option<usize> {
+        let started_during = others
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.sent_us >= key.sent_us && o.sent_us <= key.answered_us)
+            .max_by_key(|(_, o)| o.sent_us)
+            .map(|(i, _)| i);
+        started_during.or_else(|| {
+            others
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| overlap(key, o) > 0)
+                .max_by_key(|(_, o)| overlap(key, o))
+                .map(|(i, _)| i)
+        })
+    };
+    let key_pair: Option<(usize, usize)> = a
+        .iter()
+        .position(creates_key)
+        .and_then(|i| partner(&a[i], b).map(|j| (i, j)))
+        .or_else(|| {
+            b.iter()
+                .position(creates_key)
+                .and_then(|j| partner(&b[j], a).map(|i| (i, j)))
+        });
+    // The key pair outweighs every other overlap together.
+    let overlap = |i: usize, j: usize| {
+        let o = overlap(&a[i], &b[j]);
+        if key_pair == Some((i, j)) {
+            o + (1 << 40)
+        } else {
+            o
+        }
+    };
+    // best[i][j]: the most overlap from a[i..], b[j..].
+    let mut best = vec![vec![0u64; m + 1]; n + 1];
+    for i in (0..=n).rev() {
+        for j in (0..=m).rev() {
+            if i == n && j == m {
+                continue;
+            }
+            let mut score = 0;
+            if i < n && j < m {
+                let o = overlap(i, j);
+                if o > 0 {
+                    score = score.max(o + best[i + 1][j + 1]);
+                }
+                if a[i].sent_us <= b[j].sent_us {
+                    score = score.max(best[i + 1][j]);
+                } else {
+                    score = score.max(best[i][j + 1]);
+                }
+            } else if i < n {
+                score = best[i + 1][j];
+            } else {
+                score = best[i][j + 1];
+            }
+            best[i][j] = score;
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut groups = Vec::new();
+    while i < n || j < m {
+        if i < n && j < m {
+            let o = overlap(i, j);
+            if o > 0 && best[i][j] == o + best[i + 1][j + 1] {
+                let mut pair = vec![a[i].clone(), b[j].clone()];
+                pair.sort_by_key(|e| e.sent_us);
+                groups.push(pair);
+                i += 1;
+                j += 1;
+            } else if a[i].sent_us <= b[j].sent_us {
+                groups.push(vec![a[i].clone()]);
+                i += 1;
+            } else {
+                groups.push(vec![b[j].clone()]);
+                j += 1;
+            }
+        } else if i < n {
+            groups.push(vec![a[i].clone()]);
+            i += 1;
+        } else {
+            groups.push(vec![b[j].clone()]);
+            j += 1;
+        }
+    }
+    groups
+}
+
+/// Any number of patients: group overlapping requests of different patients
+/// in send order, as long as each step is valid before its group.
+fn greedy(kept: Vec<Event>) -> Option<Vec<Vec<Event>>> {
+    let mut state = State::new(limits());
+    let mut groups: Vec<Vec<Event>> = Vec::new();
+    let mut current: Vec<Event> = Vec::new();
+    let mut current_end = 0;
+    for event in kept {
+        let joins = !current.is_empty()
+            && event.sent_us < current_end
+            && current
+                .iter()
+                .all(|e| e.step.patient() != event.step.patient())
+            && state.precondition(&event.step);
+        if !joins && !current.is_empty() {
+            for e in &current {
+                if !state.precondition(&e.step) {
+                    return None;
+                }
+                state = state.apply(&e.step);
+            }
+            groups.push(std::mem::take(&mut current));
+        }
+        if current.is_empty() && !state.precondition(&event.step) {
+            return None;
+        }
+        current_end = if current.is_empty() {
+            event.answered_us
+        } else {
+            current_end.max(event.answered_us)
+        };
+        current.push(event);
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    Some(groups)
+}
+
+/// Build a scenario from `events` (every involved patient's, in any order):
+/// the observer's step number `index` is the violating observation.
+///
+/// `key` is the recording the finding is about (the foreign one, the probed
+/// one), when there is one: the step that created it is paired first with
+/// whatever of the other patient's steps it overlapped, since that overlap is
+/// the race that put the recording where it should not be.
+pub fn build(
+    events: Vec<Event>,
+    observer: PatientId,
+    index: usize,
+    key: Option<RecordingId>,
+) -> Option<Built> {
+    let mine: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.step.patient() == observer)
+        .collect();
+    // The observer's life log holds its steps in order; find the violating one.
+    let observed = mine.get(index.checked_sub(1)?)?;
+    let cutoff = observed.answered_us.max(observed.sent_us);
+    let observed_sent = observed.sent_us;
+    let mut kept: Vec<Event> = events
+        .iter()
+        .filter(|e| e.ok && e.sent_us <= cutoff && !read_only(&e.step))
+        .filter(|e| e.step.patient() != observer || e.sent_us < observed_sent)
+        .cloned()
+        .collect();
+    kept.push((*observed).clone());
+    kept.sort_by_key(|e| (e.sent_us, e.step.patient()));
+
+    let mut patients: Vec<PatientId> = kept.iter().map(|e| e.step.patient()).collect();
+    patients.sort();
+    patients.dedup();
+    let groups = match patients.as_slice() {
+        [a, b] => {
+            let of = |p: PatientId| -> Vec<Event> {
+                kept.iter()
+                    .filter(|e| e.step.patient() == p)
+                    .cloned()
+                    .collect()
+            };
+            Some(align(&of(*a), &of(*b), key)).filter(|g| valid(g))
+        }
+        _ => None,
+    };
+    let groups = match groups {
+        Some(groups) => groups,
+        None => greedy(kept)?,
+    };
+    // Finally every other involved patient views their history too, together:
+    // a race can put the recording in either patient's list, and the replay
+    // should see it whichever way the scheduler runs it this time.
+    let after = observed.answered_us.max(observed.sent_us);
+    let closing: Vec<Event> = patients
+        .iter()
+        .filter(|p| **p != observer)
+        .map(|p| Event {
+            step: Step::ViewHistory {
+                patient: *p,
+                page: 1,
+                per_page: 100,
+            },
+            sent_us: after,
+            answered_us: after,
+            ok: true,
+        })
+        .collect();
+    let mut groups = groups;
+    if !closing.is_empty() {
+        groups.push(closing);
+    }
+    let flat: Vec<Step> = groups.iter().flatten().map(|e| e.step.clone()).collect();
+    let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+    let renumbered = model::renumber(&flat);
+    let sizes = if sizes.iter().all(|s| *s == 1) {
+        Vec::new()
+    } else {
+        sizes
+    };
+    if model::first_invalid_grouped(model::limits_for(&renumbered), &renumbered, &sizes).is_some() {
+        return None;
+    }
+    let mut history: Vec<String> = groups
+        .iter()
+        .flatten()
+        .zip(&renumbered)
+        .map(|(e, step)| {
+            format!(
+                "+{:.3} ms .. +{:.3} ms  {step}",
+                e.sent_us as f64 / 1000.0,
+                e.answered_us as f64 / 1000.0
+            )
+        })
+        .collect();
+    let mut mapping: Vec<(PatientId, PatientId)> = flat
+        .iter()
+        .zip(&renumbered)
+        .map(|(soak, scenario)| (scenario.patient(), soak.patient()))
+        .collect();
+    mapping.sort();
+    mapping.dedup();
+    let names: Vec<String> = mapping
+        .iter()
+        .map(|(scenario, soak)| format!("{scenario} = soak {soak}"))
+        .collect();
+    history.push(format!("patients: {}", names.join(", ")));
+    Some(Built {
+        steps: renumbered,
+        groups: sizes,
+        history,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Scenario;
+
+    impl Scenario {
+        fn to_lines(built: &Built) -> Vec<String> {
+            let mut lines = Vec::new();
+            let mut start = 0;
+            let sizes = if built.groups.is_empty() {
+                vec![1; built.steps.len()]
+            } else {
+                built.groups.clone()
+            };
+            for size in sizes {
+                let group: Vec<String> = built.steps[start..start + size]
+                    .iter()
+                    .map(Step::to_string)
+                    .collect();
+                lines.push(group.join(" & "));
+                start += size;
+            }
+            lines
+        }
+    }
+
+    fn event(text: &str, sent_us: u64, answered_us: u64) -> Event {
+        Event {
+            step: Step::parse(text).unwrap(),
+            sent_us,
+            answered_us,
+            ok: true,
+        }
+    }
+
+    #[test]
+    fn overlapping_steps_of_different_patients_become_one_group() {
+        // Goal: the race keeps its concurrency; reads of others are dropped;
+        // aliases are renumbered from P1.
+        // Method: two patients whose upgrades overlapped in time; P9 then views.
+        let events = vec![
+            event("P9 register", 0, 10),
+            event("P4 register", 5, 12),
+            event("P9 book A3 at d1-09h", 20, 30),
+            event("P4 book A5 at d1-09h", 40, 50),
+            event("P9 start-call A3 -> C2 R7", 60, 70),
+            event("P4 start-call A5 -> C6 R8", 71, 80),
+            event("P4 view-history page=1 per-page=10", 81, 85),
+            event("P9 upgrade C2 -> R10", 100, 130),
+            event("P4 upgrade C6 -> R11", 110, 140),
+            event("P9 view-history page=1 per-page=10", 150, 160),
+        ];
+        let built = build(events, PatientId(9), 5, None).expect("a scenario");
+        let lines: Vec<String> = built.steps.iter().map(Step::to_string).collect();
+        assert_eq!(built.groups, vec![2, 1, 1, 1, 1, 2, 1, 1]);
+        assert_eq!(lines[6], "P1 upgrade C1 -> R3");
+        assert_eq!(lines[7], "P2 upgrade C2 -> R4");
+        assert_eq!(lines[8], "P1 view-history page=1 per-page=10");
+        // P4's own read is dropped; the closing view of every other patient is added.
+        assert!(!lines.contains(&"P2 view-history page=1 per-page=10".to_string()));
+        assert_eq!(lines[9], "P2 view-history page=1 per-page=100");
+        assert!(built.history.last().unwrap().contains("P1 = soak P9"));
+
+        // A chain: P9's start-call overlaps P4's upgrade a little, P9's
+        // upgrade overlaps it more; the upgrades must be the pair.
+        let events = vec![
+            event("P9 register", 0, 10),
+            event("P4 register", 20, 30),
+            event("P9 book A1 at d1-09h", 40, 50),
+            event("P4 book A2 at d1-09h", 60, 70),
+            event("P4 start-call A2 -> C2 R2", 80, 90),
+            event("P9 start-call A1 -> C1 R1", 100, 150),
+            event("P4 upgrade C2 -> R4", 140, 230),
+            event("P9 upgrade C1 -> R3", 150, 240),
+            event("P9 view-history page=1 per-page=10", 250, 260),
+        ];
+        let built = build(events, PatientId(9), 5, Some(RecordingId(3))).expect("a scenario");
+        let text = Scenario::to_lines(&built);
+        assert!(
+            text.iter()
+                .any(|l| l.contains("upgrade") && l.contains(" & ")),
+            "{text:?}"
+        );
+    }
+}
