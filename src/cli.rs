@@ -1,4 +1,4 @@
-//! The command line: `run`, `replay`, `faults`, `import-fuzz`.
+//! The command line: `run`, `replay`, `faults`, `import-fuzz`, `gate`, `images build`.
 //!
 //! Exit codes (DESIGN.md): 0 pass, 1 privacy violation, 2 usage or
 //! configuration error, 3 unknown (the target failed, or too little of the
@@ -40,14 +40,22 @@ enum Command {
     Faults,
     /// Turn a `flows` fuzz crash input into a scenario file that `replay` reproduces.
     ImportFuzz(ImportFuzzArgs),
+    /// The CI gate: replay every scenario in scenarios/, then explore fixed seeds.
+    Gate(GateArgs),
+    /// Container images.
+    #[command(subcommand)]
+    Images(ImagesCommand),
 }
 
 #[derive(Debug, Args)]
 struct TargetArgs {
-    /// `embedded` (the reference clinic in-process) or the base URL of a running clinic.
-    #[arg(long, value_name = "embedded|URL")]
-    target: Option<TargetSpec>,
-    /// Plant a fault in the embedded clinic (repeatable); see `chaperone faults`.
+    /// `embedded` (the reference clinic in-process), `containers` (the clinic as
+    /// two containers), a target file FILE.toml, or the base URL of a running clinic.
+    // Parsed by `TargetArgs::spec`, not clap, so a target file's validation
+    // error stays one line.
+    #[arg(long, value_name = "embedded|containers|FILE.toml|URL")]
+    target: Option<String>,
+    /// Plant a fault in the embedded clinic or the containers (repeatable); see `chaperone faults`.
     #[arg(long = "fault", value_name = "NAME")]
     faults: Vec<String>,
 }
@@ -105,6 +113,16 @@ struct ImportFuzzArgs {
     out: Option<PathBuf>,
 }
 
+impl TargetArgs {
+    /// The `--target`, parsed; a bad name or target file is a usage error.
+    fn spec(&self) -> Result<Option<TargetSpec>, Failure> {
+        self.target
+            .as_deref()
+            .map(|s| s.parse::<TargetSpec>().map_err(|e| usage(e.to_string())))
+            .transpose()
+    }
+}
+
 /// A failure that ends the command with a one-line message and an exit code.
 struct Failure {
     code: u8,
@@ -154,6 +172,8 @@ pub fn main() -> ExitCode {
             Ok(0)
         }
         Command::ImportFuzz(args) => import_fuzz(args),
+        Command::Gate(args) => gate(args),
+        Command::Images(ImagesCommand::Build(args)) => images_build(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -183,18 +203,28 @@ fn parse_faults(names: &[String]) -> Result<FaultSet, Failure> {
 fn check_fault_target(spec: &TargetSpec, faults: &FaultSet) -> Result<(), Failure> {
     if matches!(spec, TargetSpec::Url(_)) && !faults.is_empty() {
         return Err(usage(
-            "--fault plants faults in the embedded clinic only; a URL target runs the faults it was started with \
-             (e.g. `clinic serve --fault NAME`), so drop --fault or use --target embedded",
+            "--fault plants faults in the embedded clinic or containers only; a URL target runs the faults it was \
+             started with (e.g. `clinic serve --fault NAME`), so drop --fault or use --target embedded|containers",
         ));
+    }
+    if !faults.is_empty() && !spec.plants_faults() {
+        return Err(usage(format!(
+            "--fault given but no service in {spec} has `faults_env`; drop --fault or add it to the target file"
+        )));
     }
     Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| unknown(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| unknown(format!("cannot start the async runtime: {e}")))?;
+    {
+        let _inside = rt.enter();
+        listen_for_signals();
+    }
+    Ok(rt)
 }
 
 fn fault_list(faults: &FaultSet) -> String {
@@ -268,8 +298,10 @@ fn random_seed() -> u64 {
 fn scenario_file_name(spec: &TargetSpec, faults: &FaultSet, seed: u64) -> String {
     let label = match spec {
         TargetSpec::Url(_) => "url".to_string(),
-        TargetSpec::Embedded if faults.is_empty() => "clean".to_string(),
-        TargetSpec::Embedded => faults
+        TargetSpec::Embedded | TargetSpec::Containers(_) if faults.is_empty() => {
+            "clean".to_string()
+        }
+        TargetSpec::Embedded | TargetSpec::Containers(_) => faults
             .iter()
             .map(|f| f.name())
             .collect::<Vec<_>>()
@@ -309,7 +341,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8, Failure> {
-    let spec = args.target.target.clone().unwrap_or(TargetSpec::Embedded);
+    let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
     let faults = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &faults)?;
     let seed_given = args.seed.is_some();
@@ -341,16 +373,13 @@ fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8, Failure> 
 
     let target = Target::new(spec.clone(), faults.clone());
     let rt = runtime()?;
-    rt.block_on(target.probe()).map_err(|e| {
-        unknown(format!(
-            "target {spec} is unreachable or unhealthy: {e}; start it or check --target"
-        ))
-    })?;
+    ready(&rt, &target)?;
     let setup = process_start.elapsed();
     let report = {
         let mut bar = Bar::new(config.cases);
-        rt.block_on(runner::check(&target, &config, &mut bar))
+        until_interrupted(&rt, &target, runner::check(&target, &config, &mut bar))?
     };
+    rt.block_on(target.shutdown());
     drop(rt);
 
     let verdict = report.verdict();
@@ -426,20 +455,19 @@ fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8, Failure> 
 
 fn replay(args: ReplayArgs) -> Result<u8, Failure> {
     let scenario = Scenario::read(&args.file).map_err(|e| usage(e.to_string()))?;
-    let spec = args
-        .target
-        .target
-        .clone()
-        .unwrap_or_else(|| scenario.target.clone());
+    let spec = match args.target.spec()? {
+        Some(spec) => spec,
+        None => scenario.target.clone(),
+    };
     let explicit = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &explicit)?;
     let faults = if args.no_faults {
         FaultSet::default()
     } else if !explicit.is_empty() {
         explicit
-    } else if matches!(spec, TargetSpec::Url(_)) {
-        // The file's faults were planted in an embedded clinic; a URL target
-        // runs whatever it was started with.
+    } else if !spec.plants_faults() {
+        // A URL target (or a target file without `faults_env`) runs whatever
+        // it was started with.
         FaultSet::default()
     } else {
         scenario.faults.clone()
@@ -457,12 +485,13 @@ fn replay(args: ReplayArgs) -> Result<u8, Failure> {
     );
     let target = Target::new(spec.clone(), faults);
     let rt = runtime()?;
-    rt.block_on(target.probe()).map_err(|e| {
-        unknown(format!(
-            "target {spec} is unreachable or unhealthy: {e}; start it or check --target"
-        ))
-    })?;
-    let report = rt.block_on(runner::replay(&target, &scenario, args.repeat));
+    ready(&rt, &target)?;
+    let report = until_interrupted(
+        &rt,
+        &target,
+        runner::replay(&target, &scenario, args.repeat),
+    )?;
+    rt.block_on(target.shutdown());
     drop(rt);
 
     if let Some(violations) = report.runs.iter().find_map(|r| r.violations()) {
@@ -567,4 +596,403 @@ fn import_fuzz(args: ImportFuzzArgs) -> Result<u8, Failure> {
     println!("Scenario written to {shown}");
     println!("Replay it: {replay_command}");
     Ok(0)
+}
+// ---------------------------------------------------------------------------
+// Containers: readiness, interruption, `images build`, `gate`.
+
+/// Make `target` ready (containers start here), or fail with its exit code:
+/// 2 for a set-up the user must fix (a missing image or binary), 3 otherwise.
+fn ready(rt: &tokio::runtime::Runtime, target: &Target) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let result = rt.block_on(async {
+        let stop = interrupted();
+        tokio::select! {
+            result = target.ready() => Some(result),
+            () = stop => None,
+        }
+    });
+    match result {
+        Some(Ok(())) => {
+            if let Some(startup) = target.with_environment(|e| e.startup()) {
+                println!(
+                    "containers up in {:.1}s (run id {}; removed on exit)",
+                    startup.as_secs_f64(),
+                    target
+                        .with_environment(|e| e.run_id().to_string())
+                        .unwrap_or_default()
+                );
+                let _ = std::io::stdout().flush();
+            }
+            Ok(())
+        }
+        Some(Err(e)) => {
+            rt.block_on(target.shutdown());
+            let code = e.exit_code();
+            let message = match e {
+                crate::target::ReadyError::Unhealthy(e) => format!(
+                    "target {} is unreachable or unhealthy: {e}; start it or check --target",
+                    target.spec()
+                ),
+                crate::target::ReadyError::Start(e) => {
+                    format!("target {} could not start: {e}", target.spec())
+                }
+            };
+            Err(Failure { code, message })
+        }
+        None => {
+            rt.block_on(target.shutdown());
+            Err(unknown(format!(
+                "interrupted after {:.1}s while starting the target; everything started was removed",
+                started.elapsed().as_secs_f64()
+            )))
+        }
+    }
+}
+
+/// Set once Ctrl-C or SIGTERM (a CI runner cancelling the job) arrived.
+static STOP: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>> = std::sync::OnceLock::new();
+
+/// Listen for Ctrl-C and SIGTERM for the rest of the process, from the
+/// moment the runtime exists: a signal that arrives between two steps of a
+/// command is remembered, not lost. Call inside the runtime.
+fn listen_for_signals() {
+    STOP.get_or_init(|| {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let interrupt = signal(SignalKind::interrupt()).ok();
+            let terminate = signal(SignalKind::terminate()).ok();
+            tokio::spawn(async move {
+                match (interrupt, terminate) {
+                    (Some(mut interrupt), Some(mut terminate)) => {
+                        tokio::select! {
+                            _ = interrupt.recv() => {}
+                            _ = terminate.recv() => {}
+                        }
+                    }
+                    _ => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+                let _ = tx.send(true);
+            });
+        }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(true);
+        });
+        rx
+    });
+}
+
+/// Resolves once Ctrl-C or SIGTERM has arrived (at once if it already has).
+fn interrupted() -> impl Future<Output = ()> {
+    let stop = STOP.get().cloned();
+    async move {
+        match stop {
+            Some(mut stop) => {
+                if stop.wait_for(|stopped| *stopped).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Run `work`; on Ctrl-C or SIGTERM remove the target's containers and fail
+/// with exit 3 (no verdict).
+fn until_interrupted<T>(
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    work: impl Future<Output = T>,
+) -> Result<T, Failure> {
+    let outcome = rt.block_on(async {
+        let stop = interrupted();
+        tokio::select! {
+            out = work => Some(out),
+            () = stop => None,
+        }
+    });
+    match outcome {
+        Some(out) => Ok(out),
+        None => {
+            rt.block_on(target.shutdown());
+            Err(unknown(
+                "interrupted: no verdict; every container started was removed",
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ImagesCommand {
+    /// Build the clinic image from the release clinic binary, pulling nothing.
+    Build(ImagesBuildArgs),
+}
+
+#[derive(Debug, Args)]
+struct ImagesBuildArgs {
+    /// The clinic binary [default: CHAPERONE_CLINIC_BIN, else target/release/clinic].
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
+    /// Rebuild even if an image with this binary's hash exists.
+    #[arg(long)]
+    force: bool,
+}
+
+fn images_build(args: ImagesBuildArgs) -> Result<u8, Failure> {
+    use crate::target::{containers, images};
+    let binary = match args.binary {
+        Some(path) if path.is_file() => path,
+        Some(path) => return Err(usage(format!("no clinic binary at {}", path.display()))),
+        None => images::clinic_binary().map_err(|e| usage(e.to_string()))?,
+    };
+    let rt = runtime()?;
+    let docker = rt
+        .block_on(containers::docker())
+        .map_err(|e| unknown(e.to_string()))?;
+    let image = rt
+        .block_on(images::ensure_clinic_image(&docker, &binary, args.force))
+        .map_err(|e| unknown(e.to_string()))?;
+    let size = image.size_bytes.map_or("unknown size".to_string(), |b| {
+        format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+    });
+    if image.built {
+        println!(
+            "built {} from {} in {:.1}s ({size})",
+            image.reference(),
+            binary.display(),
+            image.build_time.as_secs_f64()
+        );
+    } else {
+        println!(
+            "{} is up to date for {} ({size})",
+            image.reference(),
+            binary.display()
+        );
+    }
+    Ok(0)
+}
+
+#[derive(Debug, Args)]
+struct GateArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The checked-in scenarios to replay (every *.toml directly inside).
+    #[arg(long, default_value = "scenarios", value_name = "DIR")]
+    scenarios: PathBuf,
+    /// The seeds to explore, in order (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1u64, 2, 3])]
+    seeds: Vec<u64>,
+    /// Cases per seed.
+    #[arg(long, default_value_t = 200)]
+    cases: u32,
+    /// Most steps in one case.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    steps_max: u64,
+    /// Most simulated patients in one case.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1_000))]
+    patients_max: u16,
+    /// Most cases run while shrinking a finding.
+    #[arg(long, default_value_t = 2_000)]
+    shrink_runs_max: u32,
+    /// No new seed starts after this many seconds (a started seed finishes).
+    #[arg(long, default_value_t = 600)]
+    budget_secs: u64,
+    /// Where to write the minimal scenario of each finding.
+    #[arg(long, default_value = "scenarios/found", value_name = "DIR")]
+    out: PathBuf,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a machine-readable report here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// Prints the gate's progress line by line (CI logs), with a bar on a terminal.
+struct GatePrinter {
+    bar: Bar,
+    cases: u32,
+}
+
+impl runner::GateProgress for GatePrinter {
+    fn scenario_done(&mut self, result: &runner::ScenarioResult) {
+        let outcome = match &result.outcome {
+            runner::ScenarioOutcome::Met => "ok".to_string(),
+            runner::ScenarioOutcome::NotMet(why) => format!("FAILED: {why}"),
+            runner::ScenarioOutcome::Unknown(why) => format!("UNKNOWN: {why}"),
+            runner::ScenarioOutcome::Skipped(why) => format!("skipped: {why}"),
+        };
+        println!("scenario {} ... {outcome}", result.file.display());
+        let _ = std::io::stdout().flush();
+    }
+
+    fn seed_started(&mut self, seed: u64) {
+        println!("seed {seed}: exploring {} cases", self.cases);
+        let _ = std::io::stdout().flush();
+        self.bar = Bar::new(self.cases);
+    }
+
+    fn seed_done(&mut self, result: &runner::SeedResult) {
+        self.bar = Bar(None);
+        match &result.report {
+            None => println!(
+                "seed {}: skipped (the time budget ran out before it started)",
+                result.seed
+            ),
+            Some(report) => println!(
+                "seed {}: {} {}",
+                result.seed,
+                report.verdict().name().to_uppercase(),
+                console::summary(report)
+            ),
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    fn check_progress(&mut self) -> &mut dyn Progress {
+        &mut self.bar
+    }
+}
+
+fn gate(args: GateArgs) -> Result<u8, Failure> {
+    let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
+    let faults = parse_faults(&args.target.faults)?;
+    check_fault_target(&spec, &faults)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.scenarios)
+        .map_err(|e| {
+            usage(format!(
+                "cannot read scenarios directory {}: {e}",
+                args.scenarios.display()
+            ))
+        })?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let mut scenarios = Vec::new();
+    for file in files {
+        let scenario = Scenario::read(&file).map_err(|e| usage(e.to_string()))?;
+        scenarios.push((file, scenario));
+    }
+    let config = runner::GateConfig {
+        seeds: args.seeds.clone(),
+        check: CheckConfig {
+            seed: 0,
+            cases: args.cases,
+            steps_max: args.steps_max as usize,
+            limits: Limits {
+                patients_max: args.patients_max,
+                ..Limits::default()
+            },
+            shrink_runs_max: args.shrink_runs_max,
+        },
+        budget: Duration::from_secs(args.budget_secs),
+    };
+    println!(
+        "chaperone gate | target {spec} | faults {} | {} scenarios from {} | seeds {} | {} cases per seed, \
+         steps_max {}, patients_max {}, shrink_runs_max {} | budget {}s",
+        fault_list(&faults),
+        scenarios.len(),
+        args.scenarios.display(),
+        args.seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        args.cases,
+        args.steps_max,
+        args.patients_max,
+        args.shrink_runs_max,
+        args.budget_secs
+    );
+    let _ = std::io::stdout().flush();
+
+    let rt = runtime()?;
+    let mut printer = GatePrinter {
+        bar: Bar(None),
+        cases: args.cases,
+    };
+    // Interrupting drops the gate's future and with it every target it
+    // started: their environments remove themselves on drop.
+    let report = rt
+        .block_on(async {
+            let stop = interrupted();
+            tokio::select! {
+                report = runner::gate(&spec, &faults, &scenarios, &config, &mut printer) => Some(report),
+                () = stop => None,
+            }
+        })
+        .ok_or_else(|| unknown("interrupted: no verdict; every container started was removed"))?;
+    drop(printer);
+    drop(rt);
+
+    let mut scenario_paths = Vec::new();
+    for seed in &report.seeds {
+        let Some(finding) = seed.report.as_ref().and_then(|r| r.finding.as_ref()) else {
+            continue;
+        };
+        let clause = finding
+            .violations
+            .iter()
+            .map(|v| v.clause)
+            .min()
+            .unwrap_or(Clause::Ownership);
+        let scenario = Scenario {
+            description: None,
+            target: spec.clone(),
+            faults: faults.clone(),
+            seed: Some(seed.seed),
+            expect: Expect::Violation(clause),
+            steps: finding.steps.clone(),
+        };
+        let path = args.out.join(scenario_file_name(&spec, &faults, seed.seed));
+        let shown = path.display().to_string();
+        let replay_command = format!("chaperone replay {shown}");
+        write_file(&path, &scenario.to_toml(Some(&replay_command)))?;
+        println!();
+        print!(
+            "{}",
+            console::finding(finding, Some(&shown), Some(&replay_command))
+        );
+        scenario_paths.push((seed.seed, shown));
+    }
+
+    let verdict = report.verdict();
+    let met = report
+        .scenarios
+        .iter()
+        .filter(|s| s.outcome == runner::ScenarioOutcome::Met)
+        .count();
+    let explored = report.seeds.iter().filter(|s| s.report.is_some()).count();
+    let summary = format!(
+        "scenarios {met}/{} as expected; seeds explored {explored}/{}; {:.1}s",
+        report.scenarios.len(),
+        report.seeds.len(),
+        report.elapsed.as_secs_f64()
+    );
+    println!();
+    match &verdict {
+        Verdict::Pass => println!("GATE PASS: {summary}"),
+        Verdict::Violation => println!("GATE FAIL: {summary}"),
+        Verdict::Unknown(why) => println!("GATE UNKNOWN: {why}. {summary}"),
+    }
+    let target_name = spec.to_string();
+    if let Some(path) = &args.junit {
+        write_file(
+            path,
+            &crate::report::junit::gate_report(&report, &target_name),
+        )?;
+    }
+    if let Some(path) = &args.json {
+        let fault_names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+        let value = json::gate_report(&report, &target_name, &fault_names, &scenario_paths);
+        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        write_file(path, &format!("{text}\n"))?;
+    }
+    Ok(verdict.exit_code())
 }

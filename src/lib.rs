@@ -9,11 +9,11 @@
 //! - [`model`]: the pure reference state machine and its step generator.
 //! - [`driver`]: the only code that speaks HTTP; steps in, observations out.
 //! - [`oracle`]: one check per clause of the privacy property.
-//! - [`runner`]: `check` (search + shrinking) and `replay`; verdicts.
-//! - [`target`]: embedded clinic or a URL, behind one type.
+//! - [`runner`]: `check` (search + shrinking), `replay` and `gate`; verdicts.
+//! - [`target`]: embedded clinic, containers or a URL, behind one type.
 //! - [`scenario`]: reading and writing scenario files.
 //! - [`import`]: a `flows` fuzz crash input into a scenario file.
-//! - [`report`]: console text and JSON.
+//! - [`report`]: console text, JSON and JUnit XML.
 //! - [`cli`]: the `chaperone` command line.
 
 pub mod cli;

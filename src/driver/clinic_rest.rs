@@ -27,6 +27,7 @@ pub struct ClinicRest {
     tokens: HashMap<PatientId, String>,
     appointments: HashMap<AppointmentId, String>,
     calls: HashMap<CallId, String>,
+    call_owners: HashMap<CallId, PatientId>,
     recordings: HashMap<RecordingId, String>,
     aliases: HashMap<String, RecordingId>,
     unknown: HashMap<String, u32>,
@@ -238,6 +239,7 @@ impl ClinicRest {
             tokens: HashMap::new(),
             appointments: HashMap::new(),
             calls: HashMap::new(),
+            call_owners: HashMap::new(),
             recordings: HashMap::new(),
             aliases: HashMap::new(),
             unknown: HashMap::new(),
@@ -337,7 +339,67 @@ fn observation(status: u16, body: Body) -> Observation {
     }
 }
 
+/// The largest history page the clinic serves: one page holds everything a
+/// case's patient can own (a case has at most a few dozen steps).
+const CLEAN_UP_PER_PAGE: u32 = 100;
+
+impl ClinicRest {
+    /// Send a clean-up request; 4xx (already ended, not yours) is fine, a
+    /// 5xx or no answer means the service could not be cleaned.
+    async fn clean_up_send(&self, request: Request<'_>) -> Result<Body, TargetError> {
+        let (status, body) = self.send("clean up", request, BodyKind::Json).await?;
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Ok(Body {
+                kind: BodyKind::Other,
+                bytes: Vec::new(),
+            })
+        }
+    }
+}
+
 impl Driver for ClinicRest {
+    async fn clean_up(&mut self) -> Result<(), TargetError> {
+        // Calls first: a recording in progress cannot be erased.
+        let mut calls: Vec<_> = self.calls.iter().collect();
+        calls.sort();
+        for (call, id) in calls {
+            let Some(token) = self.call_owners.get(call).and_then(|p| self.tokens.get(p)) else {
+                continue;
+            };
+            let request = Request::new(Method::POST, format!("/v1/calls/{id}/end"), Some(token));
+            self.clean_up_send(request).await?;
+        }
+        // Then every recording each patient's history lists, including any a
+        // fault gave them: the service's view, not the model's, decides.
+        let mut patients: Vec<_> = self.tokens.iter().collect();
+        patients.sort();
+        for (_, token) in patients {
+            let path = format!("/v1/me/recordings?page=1&per_page={CLEAN_UP_PER_PAGE}");
+            let body = self
+                .clean_up_send(Request::new(Method::GET, path, Some(token)))
+                .await?;
+            let Ok(value) = serde_json::from_slice::<Value>(&body.bytes) else {
+                continue;
+            };
+            let ids: Vec<String> = value
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item.get("recording_id").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect();
+            for id in ids {
+                let request =
+                    Request::new(Method::DELETE, format!("/v1/recordings/{id}"), Some(token));
+                self.clean_up_send(request).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn perform(&mut self, step: &Step) -> Result<Observation, TargetError> {
         let action = step.action();
         let ok = |status: u16| (200..300).contains(&status);
@@ -402,6 +464,7 @@ impl Driver for ClinicRest {
                     let call_id = field(action, &body, "call_id")?;
                     let recording_id = field(action, &body, "recording_id")?;
                     self.calls.insert(call, call_id);
+                    self.call_owners.insert(call, patient);
                     self.learn_recording(recording, &recording_id);
                 }
                 Ok(observation(status, body))

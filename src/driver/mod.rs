@@ -130,4 +130,12 @@ pub trait Driver {
         &mut self,
         step: &Step,
     ) -> impl Future<Output = Result<Observation, TargetError>> + Send;
+
+    /// Undo what this case left in a shared service, so that no later case
+    /// can observe it: end its calls, erase its patients' recordings. Called
+    /// once after the case's last step, only for shared targets (containers,
+    /// URL); nothing it observes is judged. The default does nothing.
+    fn clean_up(&mut self) -> impl Future<Output = Result<(), TargetError>> + Send {
+        async { Ok(()) }
+    }
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::model::ACTIONS;
 use crate::oracle::Violation;
-use crate::runner::{CheckReport, Verdict};
+use crate::runner::{CheckReport, GateReport, ScenarioOutcome, Verdict};
 
 /// One violation as JSON.
 pub fn violation(v: &Violation) -> Value {
@@ -64,5 +64,61 @@ pub fn check_report(
             "violations": f.violations.iter().map(violation).collect::<Vec<_>>(),
             "scenario_file": scenario_path,
         })),
+    })
+}
+
+/// The report of a `gate`: the verdict, every scenario and every seed
+/// (each seed as a `run` report, with the scenario file of its finding).
+pub fn gate_report(
+    report: &GateReport,
+    target: &str,
+    faults: &[&str],
+    scenario_paths: &[(u64, String)],
+) -> Value {
+    let verdict = report.verdict();
+    let scenarios: Vec<Value> = report
+        .scenarios
+        .iter()
+        .map(|s| {
+            let (outcome, reason) = match &s.outcome {
+                ScenarioOutcome::Met => ("met", None),
+                ScenarioOutcome::NotMet(why) => ("not_met", Some(why.clone())),
+                ScenarioOutcome::Unknown(why) => ("unknown", Some(why.clone())),
+                ScenarioOutcome::Skipped(why) => ("skipped", Some(why.clone())),
+            };
+            json!({
+                "file": s.file.display().to_string(),
+                "outcome": outcome,
+                "reason": reason,
+                "elapsed_ms": s.elapsed.as_millis() as u64,
+            })
+        })
+        .collect();
+    let seeds: Vec<Value> = report
+        .seeds
+        .iter()
+        .map(|s| match &s.report {
+            None => json!({ "seed": s.seed, "skipped": "the time budget ran out before this seed started" }),
+            Some(check) => {
+                let path = scenario_paths
+                    .iter()
+                    .find(|(seed, _)| *seed == s.seed)
+                    .map(|(_, p)| p.as_str());
+                check_report(check, target, faults, path)
+            }
+        })
+        .collect();
+    json!({
+        "tool": "chaperone",
+        "version": env!("CARGO_PKG_VERSION"),
+        "command": "gate",
+        "verdict": verdict.name(),
+        "exit_code": verdict.exit_code(),
+        "unknown_reason": match &verdict { Verdict::Unknown(why) => Some(why.clone()), _ => None },
+        "target": target,
+        "faults": faults,
+        "elapsed_ms": report.elapsed.as_millis() as u64,
+        "scenarios": scenarios,
+        "seeds": seeds,
     })
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`console`]: the header, the explanation of a finding, the summary.
 //! - [`json`]: a machine-readable report.
+//! - [`junit`]: JUnit XML for the gate.
 //!
 //! **Architecture invariant:** reports are built from aliases, clauses and
 //! counts only; no service id, token or body can reach them, because the
@@ -9,3 +10,4 @@
 
 pub mod console;
 pub mod json;
+pub mod junit;

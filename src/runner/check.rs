@@ -16,6 +16,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::execute::{CaseEnd, CaseRun, execute};
+use crate::driver::Driver;
 use crate::model::{self, ACTIONS, Limits, PatientId, RecordingId, Slot, Step};
 use crate::oracle::{Canaries, Violation};
 use crate::target::Target;
@@ -137,9 +138,26 @@ pub async fn run_case(
     };
     let mut driver = case.driver();
     let canaries = Canaries::for_case(limits.patients_max, case.tag());
-    let run = execute(&mut driver, limits, &canaries, steps, seen).await;
+    let mut run = execute(&mut driver, limits, &canaries, steps, seen).await;
+    if case.is_shared() {
+        clean_up(&mut driver, &mut run).await;
+    }
     case.close().await;
     run
+}
+
+/// A shared target's case cleans up after itself. If it cannot, later cases
+/// are no longer isolated, so the case becomes a target failure (unknown);
+/// a violation already found is kept: a finding always wins.
+async fn clean_up<D: Driver>(driver: &mut D, run: &mut CaseRun) {
+    if let Err(error) = driver.clean_up().await
+        && matches!(run.end, CaseEnd::Passed | CaseEnd::Diverged { .. })
+    {
+        run.end = CaseEnd::TargetFailed {
+            step: run.steps_run,
+            error,
+        };
+    }
 }
 
 /// The existing recording a play, probe or erase step uses.

@@ -2,16 +2,21 @@
 //!
 //! - [`check`]: sequential search with proptest-state-machine and shrinking.
 //! - [`replay`]: a scenario file's steps, as written, N times.
+//! - [`gate`]: the CI gate: every checked-in scenario, then fixed seeds.
 //!
 //! **Architecture invariant:** the runner is the only place a violation ends a
 //! case; the oracle only reports and the driver only records.
 
 pub mod check;
 mod execute;
+pub mod gate;
 pub mod replay;
 
 pub use check::{CheckConfig, CheckReport, Finding, Progress, check, run_case};
 pub use execute::{CaseEnd, CaseRun, execute};
+pub use gate::{
+    GateConfig, GateProgress, GateReport, ScenarioOutcome, ScenarioResult, SeedResult, gate,
+};
 pub use replay::{ReplayReport, Reproduction, replay};
 
 /// The verdict of a run, and its exit code.

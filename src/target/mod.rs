@@ -2,19 +2,46 @@
 //!
 //! - `embedded` (the default): the reference clinic in-process on 127.0.0.1
 //!   ephemeral ports, a fresh one for every case, with the chosen faults.
-//! - a URL: an already running deployment; cases share it and isolate
-//!   themselves by registering fresh patients.
+//! - `containers` or a target file (`FILE.toml`): containerised services
+//!   started once for the whole run ([`containers::Environment`]), with the
+//!   faults passed as environment; removed by [`Target::shutdown`] or on drop.
+//! - a URL: an already running deployment.
+//!
+//! **Isolation without restarts.** A shared target (containers, URL) serves
+//! every case of a run. Each case registers fresh patients and, when it ends,
+//! cleans up after itself through the driver ([`crate::driver::Driver::clean_up`]):
+//! ends its calls and erases every recording its patients can see, so what an
+//! earlier case left cannot show up in a later case's observations. For the
+//! reference clinic with any one fault planted that is sufficient (its views
+//! are per patient or skip erased recordings, its lists are ordered by
+//! sequence); `tests/it/containers.rs` shows every fault's finding replays on a
+//! fresh clinic, and that without the clean-up it would not. With several
+//! faults at once it may not be: e.g. `upgrade-phantom` can hand a stray
+//! recording to an earlier case's patient after its clean-up, which
+//! `history-page2-unfiltered` then shows to everyone.
+//! The embedded clinic is fresh per case and needs none of this.
+//!
+//! [`Target`] is `Send + Sync` and cheap to share by reference: concurrent
+//! cases may call [`Target::open_case`] at once.
 //!
 //! Dropping a [`CaseTarget`] tears down whatever it started.
 
+pub mod containers;
+pub mod images;
+pub mod services;
+
 use std::fmt;
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use clinic::FaultSet;
+use tokio::sync::OnceCell;
 
 use crate::driver::{ClinicRest, TargetError, clinic_rest};
 use crate::model::payload::CaseTag;
+pub use containers::{Environment, StartError};
+pub use services::{ServicesError, ServicesFile};
 
 /// Which target to run against, as the user named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,45 +50,55 @@ pub enum TargetSpec {
     Embedded,
     /// A running clinic at this base URL.
     Url(String),
+    /// Containerised services: `containers` (the built-in clinic file) or a target file.
+    Containers(Arc<ServicesFile>),
 }
 
 /// A usage error in naming a target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TargetSpecError(String);
+pub enum TargetSpecError {
+    /// Not a target name at all.
+    #[error(
+        "{0}; expected `embedded`, `containers`, a target file FILE.toml or a URL like http://127.0.0.1:8080"
+    )]
+    Unknown(String),
+    /// A target file that does not validate.
+    #[error("{0}")]
+    File(#[from] ServicesError),
+}
 
 impl std::str::FromStr for TargetSpec {
     type Err = TargetSpecError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "embedded" {
-            return Ok(TargetSpec::Embedded);
-        }
-        let error = |why: &str| {
-            TargetSpecError(format!(
-                "{why}; expected `embedded` or a URL like http://127.0.0.1:8080"
+            Ok(TargetSpec::Embedded)
+        } else if s == "containers" {
+            Ok(TargetSpec::Containers(Arc::new(ServicesFile::clinic())))
+        } else if s.ends_with(".toml") {
+            Ok(TargetSpec::Containers(Arc::new(ServicesFile::read(
+                Path::new(s),
+            )?)))
+        } else if s.starts_with("https://") {
+            Err(TargetSpecError::Unknown(
+                "https is not supported (the harness is built without TLS); use http:// on loopback".into(),
             ))
-        };
-        if s.starts_with("https://") {
-            return Err(error(
-                "https is not supported (the harness is built without TLS); use http:// on loopback",
-            ));
-        }
-        let Some(rest) = s.strip_prefix("http://") else {
+        } else if let Some(rest) = s.strip_prefix("http://") {
+            let authority = rest.split('/').next().unwrap_or_default();
+            if authority.is_empty() {
+                return Err(TargetSpecError::Unknown("the URL has no host".into()));
+            }
+            if authority.contains('@') {
+                // Credentials would be written into scenario files and reports.
+                return Err(TargetSpecError::Unknown(
+                    "the URL carries credentials (user@host), which would end up in scenario files and reports".into(),
+                ));
+            }
+            Ok(TargetSpec::Url(s.trim_end_matches('/').to_string()))
+        } else {
             // Not echoed: the text might be anything, a secret included.
-            return Err(error("unknown target"));
-        };
-        let authority = rest.split('/').next().unwrap_or_default();
-        if authority.is_empty() {
-            return Err(error("the URL has no host"));
+            Err(TargetSpecError::Unknown("unknown target".into()))
         }
-        if authority.contains('@') {
-            // Credentials would be written into scenario files and reports.
-            return Err(error(
-                "the URL carries credentials (user@host), which would end up in scenario files and reports",
-            ));
-        }
-        Ok(TargetSpec::Url(s.trim_end_matches('/').to_string()))
     }
 }
 
@@ -70,19 +107,72 @@ impl fmt::Display for TargetSpec {
         match self {
             TargetSpec::Embedded => f.write_str("embedded"),
             TargetSpec::Url(url) => f.write_str(url),
+            TargetSpec::Containers(file) => f.write_str(&file.source),
         }
     }
 }
 
-/// A target ready to serve cases: the spec, the faults to plant, one HTTP client.
+impl TargetSpec {
+    /// Whether one service serves every case of a run (so cases clean up after themselves).
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, TargetSpec::Embedded)
+    }
+
+    /// Whether `--fault` can be planted in this target.
+    pub fn plants_faults(&self) -> bool {
+        match self {
+            TargetSpec::Embedded => true,
+            TargetSpec::Url(_) => false,
+            TargetSpec::Containers(file) => file.takes_faults(),
+        }
+    }
+}
+
+/// A target ready to serve cases: the spec, the faults to plant, one HTTP
+/// client, and for containers the environment, started on first use.
 #[derive(Debug, Clone)]
 pub struct Target {
     spec: TargetSpec,
     faults: FaultSet,
     client: reqwest::Client,
+    started: Arc<OnceCell<Started>>,
     /// Tags for cases on a shared service: random per process, then counting,
     /// so no two cases (of this run or another) send the same canaries.
     next_tag: Arc<AtomicU32>,
+}
+
+/// A started containers environment and its API's URL.
+#[derive(Debug)]
+struct Started {
+    api_url: String,
+    environment: Mutex<Option<Environment>>,
+}
+
+// Concurrent runners (soak) share one `Target` by reference across tasks.
+const _: fn() = || {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<Target>();
+};
+
+/// Why a target could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadyError {
+    /// The containers would not start.
+    #[error("{0}")]
+    Start(#[from] StartError),
+    /// The target does not answer its health check.
+    #[error("{0}")]
+    Unhealthy(#[from] TargetError),
+}
+
+impl ReadyError {
+    /// Exit code: 2 for a set-up the user must fix, 3 for a failing target.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReadyError::Start(e) => e.exit_code(),
+            ReadyError::Unhealthy(_) => 3,
+        }
+    }
 }
 
 /// The service for one case. Dropping it stops an embedded clinic.
@@ -91,11 +181,12 @@ pub struct CaseTarget {
     tag: CaseTag,
     client: reqwest::Client,
     embedded: Option<clinic::RunningClinic>,
+    shared: bool,
 }
 
 impl Target {
-    /// A target; `faults` only applies to the embedded clinic (a URL target's
-    /// faults are whatever its operator started it with).
+    /// A target; `faults` are planted in the embedded clinic or passed to
+    /// containers (a URL target's faults are whatever its operator started it with).
     pub fn new(spec: TargetSpec, faults: FaultSet) -> Target {
         use std::hash::{BuildHasher, Hasher};
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
@@ -104,6 +195,7 @@ impl Target {
             spec,
             faults,
             client: clinic_rest::http_client(),
+            started: Arc::new(OnceCell::new()),
             next_tag: Arc::new(AtomicU32::new(hasher.finish() as u32)),
         }
     }
@@ -118,12 +210,74 @@ impl Target {
         &self.faults
     }
 
-    /// Check the target answers before spending any cases on it.
-    pub async fn probe(&self) -> Result<(), TargetError> {
+    /// Make the target ready: start containers (once per `Target`), then check
+    /// the API answers before spending any cases on it.
+    pub async fn ready(&self) -> Result<(), ReadyError> {
         match &self.spec {
             TargetSpec::Embedded => Ok(()),
-            TargetSpec::Url(url) => clinic_rest::health(&self.client, url).await,
+            TargetSpec::Url(url) => Ok(clinic_rest::health(&self.client, url).await?),
+            TargetSpec::Containers(_) => {
+                let url = self.containers().await?.api_url.clone();
+                Ok(clinic_rest::health(&self.client, &url).await?)
+            }
         }
+    }
+
+    /// Check the target answers before spending any cases on it (starting
+    /// containers first if needed); any failure is a [`TargetError`].
+    pub async fn probe(&self) -> Result<(), TargetError> {
+        self.ready().await.map_err(|e| match e {
+            ReadyError::Unhealthy(e) => e,
+            ReadyError::Start(e) => TargetError::Missing {
+                action: "start containers",
+                what: e.to_string(),
+            },
+        })
+    }
+
+    async fn containers(&self) -> Result<&Started, StartError> {
+        let TargetSpec::Containers(file) = &self.spec else {
+            return Err(StartError::Config("not a containers target".into()));
+        };
+        self.started
+            .get_or_try_init(|| async {
+                let environment = Environment::start(file, &self.faults).await?;
+                Ok(Started {
+                    api_url: environment.api_url().to_string(),
+                    environment: Mutex::new(Some(environment)),
+                })
+            })
+            .await
+    }
+
+    /// Run `f` on the started containers environment, if there is one.
+    pub fn with_environment<T>(&self, f: impl FnOnce(&Environment) -> T) -> Option<T> {
+        let started = self.started.get()?;
+        let guard = started
+            .environment
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.as_ref().map(f)
+    }
+
+    /// Remove the containers environment, if one was started. Cases opened
+    /// afterwards fail (the target is gone); dropping the last clone of the
+    /// target without calling this removes it too.
+    pub async fn shutdown(&self) {
+        let environment = self.started.get().and_then(|started| {
+            started
+                .environment
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        });
+        if let Some(environment) = environment {
+            environment.shutdown().await;
+        }
+    }
+
+    fn fresh_tag(&self) -> CaseTag {
+        CaseTag(self.next_tag.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Get the service for one case: a fresh embedded clinic, or the shared URL.
@@ -146,14 +300,29 @@ impl Target {
                     tag: CaseTag::default(),
                     client: self.client.clone(),
                     embedded: Some(running),
+                    shared: false,
                 })
             }
             TargetSpec::Url(url) => Ok(CaseTarget {
                 base: url.clone(),
-                tag: CaseTag(self.next_tag.fetch_add(1, Ordering::Relaxed)),
+                tag: self.fresh_tag(),
                 client: self.client.clone(),
                 embedded: None,
+                shared: true,
             }),
+            TargetSpec::Containers(_) => {
+                let started = self.containers().await.map_err(|e| TargetError::Missing {
+                    action: "start containers",
+                    what: e.to_string(),
+                })?;
+                Ok(CaseTarget {
+                    base: started.api_url.clone(),
+                    tag: self.fresh_tag(),
+                    client: self.client.clone(),
+                    embedded: None,
+                    shared: true,
+                })
+            }
         }
     }
 }
@@ -169,7 +338,12 @@ impl CaseTarget {
         self.tag
     }
 
-    /// Stop an embedded clinic and wait for it; a no-op for a URL.
+    /// Whether other cases share this service (so the case must clean up after itself).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Stop an embedded clinic and wait for it; a no-op for a shared target.
     pub async fn close(mut self) {
         if let Some(running) = self.embedded.take() {
             running.shutdown().await;

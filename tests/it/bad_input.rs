@@ -71,7 +71,45 @@ fn fault_with_a_url_target_is_a_usage_error() {
         "--fault",
         "recording-idor",
     ]);
-    one_line_error(&out, 2, "--fault plants faults in the embedded clinic only");
+    one_line_error(
+        &out,
+        2,
+        "--fault plants faults in the embedded clinic or containers only",
+    );
+}
+
+#[test]
+fn an_invalid_target_file_exits_2_naming_the_field() {
+    let good = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/ci/targets/clinic.toml"
+    ))
+    .unwrap();
+    let cases = [
+        ("port = 8081", "port = 80810", "services[0].port"),
+        (
+            "alias = \"media\"",
+            "alias = \"Media Store\"",
+            "services[0].alias",
+        ),
+        (
+            "api = \"api\"",
+            "api = \"web\"",
+            "api: `web` names no service",
+        ),
+        ("health = \"/healthz\"", "", "missing field `health`"),
+    ];
+    for (from, to, needle) in cases {
+        let file = scenario_file(&good.replacen(from, to, 1));
+        let path = file.path().to_str().unwrap();
+        for command in ["run", "gate"] {
+            let out = chaperone(&[command, "--target", path]);
+            one_line_error(&out, 2, needle);
+            assert!(stderr(&out).contains(path), "{}", stderr(&out));
+        }
+    }
+    let out = chaperone(&["run", "--target", "/no/such/target.toml"]);
+    one_line_error(&out, 2, "cannot read");
 }
 
 #[test]

@@ -168,3 +168,79 @@ fn url_target_finds_a_leak_in_a_running_clinic() {
     );
     rt.block_on(running.shutdown());
 }
+
+/// Goal: the gate replays every checked-in scenario, explores its seeds, and
+/// reports a planted fault as exit 1 with JUnit and JSON that say so; a
+/// budget that leaves no seed explored is unknown (exit 3), never a pass.
+#[test]
+fn the_gate_on_the_embedded_clinic_reports_a_planted_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let json = dir.path().join("gate.json");
+    let found = dir.path().join("found");
+    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+    let out = chaperone(&[
+        "gate",
+        "--scenarios",
+        scenarios,
+        "--fault",
+        "upgrade-latest-call",
+        "--seeds",
+        "1,2",
+        "--cases",
+        "256",
+        "--out",
+        found.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("GATE FAIL: scenarios 9/9 as expected"),
+        "{text}"
+    );
+    assert!(found.join("upgrade-latest-call-seed-1.toml").is_file());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(
+            "<testsuite name=\"scenarios\" tests=\"9\" skipped=\"0\" errors=\"0\" failures=\"0\""
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(
+            "<testsuite name=\"explore\" tests=\"2\" skipped=\"0\" errors=\"0\" failures=\"2\""
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains("type=\"privacy violation\""), "{xml}");
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(value["verdict"], "violation");
+    assert_eq!(value["exit_code"], 1);
+    assert_eq!(value["seeds"][0]["verdict"], "violation");
+
+    let out = chaperone(&[
+        "gate",
+        "--scenarios",
+        scenarios,
+        "--budget-secs",
+        "0",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("GATE UNKNOWN: no seed was explored"),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<skipped message=\"the time budget ran out"),
+        "{xml}"
+    );
+}

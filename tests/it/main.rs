@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod cli;
+mod containers;
 mod detection;
 mod import_fuzz;
 mod scenarios;
