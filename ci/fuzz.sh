@@ -32,7 +32,7 @@ if [[ "${FUZZ_TOOLCHAIN:-}" != stable ]] && rustup toolchain list 2>/dev/null | 
 else
     fuzz=(cargo fuzz)
     flags=(--debug-assertions --sanitizer none)
-    echo "toolchain: stable (no nightly installed): --sanitizer none, coverage only"
+    echo "toolchain: stable (no nightly, or FUZZ_TOOLCHAIN=stable): --sanitizer none, coverage only"
 fi
 
 work="$(mktemp -d)"
