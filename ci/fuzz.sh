@@ -43,7 +43,9 @@ started=$SECONDS
 cargo fmt --manifest-path fuzz/Cargo.toml --all --check
 # Its unit tests show each property can fail (planted faults) and holds on
 # the seeds; they build for the host, apart from the instrumented targets.
-cargo test --manifest-path fuzz/Cargo.toml --locked --lib
+# Not --locked: fuzz/Cargo.lock follows the root crate's path dependencies,
+# and cargo only adds what a root change needs (as `cargo fuzz build` does).
+cargo test --manifest-path fuzz/Cargo.toml --lib
 echo "fuzz crate tests: $((SECONDS - started)) s"
 "${fuzz[@]}" build "${flags[@]}"
 echo "fuzz build: $((SECONDS - started)) s"
