@@ -141,8 +141,17 @@ impl GateProgress for () {
     }
 }
 
+/// How often the gate replays a concurrent (`&`-grouped) scenario.
+pub const RACE_REPEATS: u32 = 10;
+
 fn judge(scenario: &Scenario, report: &super::ReplayReport) -> ScenarioOutcome {
-    let Some(run) = report.runs.first() else {
+    // With repeats (a concurrent scenario), judge the run that tells most: a
+    // run that broke the expectation or failed, else the first.
+    let telling = report.runs.iter().find(|r| match scenario.expect {
+        Expect::Pass => r.end != CaseEnd::Passed,
+        Expect::Violation(_) => r.violations().is_some(),
+    });
+    let Some(run) = telling.or(report.runs.first()) else {
         return ScenarioOutcome::Unknown("no run".into());
     };
     let clauses = report.clauses();
@@ -210,7 +219,17 @@ pub async fn gate(
                 .or_insert_with(|| Target::new(spec.clone(), plant));
             match target.probe().await {
                 Err(error) => ScenarioOutcome::Unknown(format!("the target is not ready: {error}")),
-                Ok(()) => judge(scenario, &replay(target, scenario, 1).await),
+                Ok(()) => {
+                    // A race need not happen on every run: a concurrent
+                    // scenario meets its expectation if any of its repeats
+                    // shows the violation (and, expecting a pass, if none does).
+                    let repeats = if scenario.is_concurrent() {
+                        RACE_REPEATS
+                    } else {
+                        1
+                    };
+                    judge(scenario, &replay(target, scenario, repeats).await)
+                }
             }
         };
         let result = ScenarioResult {
