@@ -244,7 +244,9 @@ mod tests {
                 continue;
             }
             let scenario = chaperone::scenario::Scenario::read(&path).unwrap();
-            if scenario.faults.is_empty() {
+            // Sequential flows cannot express steps sent together: a race
+            // scenario (`&` groups) is soak's and replay's, not this target's.
+            if scenario.faults.is_empty() || scenario.is_concurrent() {
                 continue;
             }
             let bytes = model::encode(&scenario.steps, Limits::default())
@@ -265,7 +267,12 @@ mod tests {
             );
             faults_seen.extend(scenario.faults.iter());
         }
-        assert_eq!(faults_seen, Fault::ALL.into_iter().collect::<FaultSet>());
+        // Every fault but the race, which only truly concurrent requests show.
+        let sequential: FaultSet = Fault::ALL
+            .into_iter()
+            .filter(|f| *f != Fault::UpgradeSharedSlot)
+            .collect();
+        assert_eq!(faults_seen, sequential);
     }
 
     #[test]
