@@ -128,12 +128,7 @@ pub async fn run_case(
     let case = match target.open_case().await {
         Ok(case) => case,
         Err(error) => {
-            return CaseRun {
-                end: CaseEnd::TargetFailed { step: 0, error },
-                steps_run: 0,
-                warnings: Vec::new(),
-                coverage: [0; ACTIONS.len()],
-            };
+            return CaseRun::target_failed_at_start(error);
         }
     };
     let mut driver = case.driver();

@@ -53,6 +53,16 @@ pub struct CaseRun {
 }
 
 impl CaseRun {
+    /// A case whose service could not even be opened: unknown, nothing ran.
+    pub fn target_failed_at_start(error: TargetError) -> CaseRun {
+        CaseRun {
+            end: CaseEnd::TargetFailed { step: 0, error },
+            steps_run: 0,
+            warnings: Vec::new(),
+            coverage: [0; ACTIONS.len()],
+        }
+    }
+
     /// The violations, if the case violated the property.
     pub fn violations(&self) -> Option<&[Violation]> {
         match &self.end {

@@ -6,7 +6,7 @@
 use super::check::run_case;
 use super::execute::{CaseEnd, CaseRun, execute_grouped};
 use crate::model;
-use crate::model::{ACTIONS, Limits, Step};
+use crate::model::{Limits, Step};
 use crate::oracle::{Canaries, Clause};
 use crate::scenario::{Expect, Scenario};
 use crate::target::Target;
@@ -129,12 +129,7 @@ pub async fn run_grouped(
     let case = match target.open_case().await {
         Ok(case) => case,
         Err(error) => {
-            return CaseRun {
-                end: CaseEnd::TargetFailed { step: 0, error },
-                steps_run: 0,
-                warnings: Vec::new(),
-                coverage: [0; ACTIONS.len()],
-            };
+            return CaseRun::target_failed_at_start(error);
         }
     };
     let canaries = Canaries::for_case(limits.patients_max, case.tag());
