@@ -18,6 +18,7 @@
 //! - [`cli`]: the `chaperone` command line.
 
 pub mod cli;
+pub mod binding;
 pub mod driver;
 pub mod import;
 pub mod model;

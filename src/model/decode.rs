@@ -17,9 +17,35 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use super::caps::{Action as Capability, Scope};
 use super::ids::{AppointmentId, CallId, PatientId, RecordingId};
 use super::state::{Limits, Mode, PER_PAGE_CHOICES, State};
-use super::step::{ACTIONS, Slot, Step};
+use super::step::{Scoped, Slot, Step};
+
+/// The kinds an action byte chooses among (`kind % 11`), fixed so that old
+/// artifacts keep decoding to the same steps: `view` covers every declared
+/// view, and `erase` also offers `erase-account` after the recordings.
+const KINDS: [&str; 11] = [
+    "register",
+    "book",
+    "cancel",
+    "start-call",
+    "upgrade",
+    "send-media",
+    "end-call",
+    "view",
+    "play",
+    "probe",
+    "erase",
+];
+
+/// The decoding kind of a step (its position in [`KINDS`]).
+fn kind_of(step: &Step) -> usize {
+    match step {
+        Step::EraseAccount { .. } => 10,
+        other => other.action_index(),
+    }
+}
 
 /// The most steps one fuzz input decodes to; later actions are ignored.
 /// Long enough for several patients' whole call lifecycles, short enough
@@ -76,7 +102,7 @@ impl Flow {
             if steps.len() >= FLOW_STEPS_MAX {
                 break;
             }
-            let kind = usize::from(action.kind) % ACTIONS.len();
+            let kind = usize::from(action.kind) % KINDS.len();
             let candidates = candidates(&state, kind, action.arg);
             if candidates.is_empty() {
                 continue;
@@ -103,7 +129,7 @@ pub fn encode(steps: &[Step], limits: Limits) -> Option<Vec<u8>> {
     let mut state = State::new(limits);
     let mut bytes = Vec::with_capacity(steps.len() * 3);
     for step in steps.iter().take(FLOW_STEPS_MAX) {
-        let kind = step.action_index();
+        let kind = kind_of(step);
         let found = (0..=u8::MAX).find_map(|arg| {
             let candidates = candidates(&state, kind, arg);
             let pick = candidates.iter().position(|c| c == step)?;
@@ -119,7 +145,22 @@ pub fn encode(steps: &[Step], limits: Limits) -> Option<Vec<u8>> {
 /// Every valid step of kind `kind` (an index into [`ACTIONS`]) in `state`,
 /// with `arg` as its free parameter, in a fixed order.
 fn candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
-    let patients = &state.patients;
+    let steps = raw_candidates(state, kind, arg)
+        .into_iter()
+        .filter(|s| state.precondition(s))
+        .collect();
+    steps
+}
+
+fn raw_candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
+    let caps = state.limits.caps;
+    let everyone = &state.patients;
+    let active_patients: Vec<PatientId> = everyone
+        .iter()
+        .copied()
+        .filter(|p| state.is_active(*p))
+        .collect();
+    let patients = &active_patients;
     let appointment = AppointmentId(state.next_appointment);
     let (call, recording) = (CallId(state.next_call), RecordingId(state.next_recording));
     let idle = || {
@@ -136,8 +177,8 @@ fn candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
             .filter(|(_, c)| !c.ended)
             .map(|(id, c)| (c.patient, *id, c.mode))
     };
-    let steps: Vec<Step> = match ACTIONS[kind] {
-        "register" => (patients.len() < state.limits.patients_max as usize)
+    let steps: Vec<Step> = match KINDS[kind] {
+        "register" => (everyone.len() < state.limits.patients_max as usize)
             .then_some(Step::Register {
                 patient: PatientId(state.next_patient),
             })
@@ -190,21 +231,65 @@ fn candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
         "end-call" => active()
             .map(|(patient, call, _)| Step::EndCall { patient, call })
             .collect(),
-        "view-history" => {
+        "view" => {
             // Low nibble: the page; high nibble: the page size, where 0 is
             // the default size of 10, as real patients mostly view it.
             let pages = state.limits.history_pages_max.max(1);
             let page = 1 + (arg & 0x0f) % pages;
             let sizes = PER_PAGE_CHOICES.len();
             let per_page = PER_PAGE_CHOICES[(sizes - 1 + usize::from(arg >> 4)) % sizes];
-            patients
-                .iter()
-                .map(|&patient| Step::ViewHistory {
-                    patient,
-                    page,
-                    per_page,
-                })
-                .collect()
+            let mut steps = Vec::new();
+            for spec in caps.views() {
+                let view = spec.name;
+                let targets: Vec<(PatientId, Option<Scoped>)> = match spec.scope {
+                    None => patients.iter().map(|p| (*p, None)).collect(),
+                    Some(Scope::Appointment) => state
+                        .appointments
+                        .iter()
+                        .map(|(id, a)| (a.patient, Some(Scoped::Appointment(*id))))
+                        .collect(),
+                    Some(Scope::Call) => state
+                        .calls
+                        .iter()
+                        .map(|(id, c)| (c.patient, Some(Scoped::Call(*id))))
+                        .collect(),
+                };
+                for (patient, of) in targets {
+                    steps.push(Step::View {
+                        patient,
+                        view,
+                        of,
+                        subject: None,
+                        page,
+                        per_page,
+                    });
+                    if spec.tamperable {
+                        for &subject in everyone.iter().filter(|q| **q != patient) {
+                            steps.push(Step::View {
+                                patient,
+                                view,
+                                of,
+                                subject: Some(subject),
+                                page,
+                                per_page,
+                            });
+                        }
+                    }
+                }
+                if spec.scope.is_none() {
+                    for &patient in &state.gone {
+                        steps.push(Step::View {
+                            patient,
+                            view,
+                            of: None,
+                            subject: None,
+                            page,
+                            per_page,
+                        });
+                    }
+                }
+            }
+            steps
         }
         "play" => state
             .recordings
@@ -227,18 +312,27 @@ fn candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
                     })
             })
             .collect(),
-        "erase" => state
-            .recordings
-            .iter()
-            .filter(|(_, r)| r.finished && !r.erased)
-            .map(|(id, r)| Step::Erase {
-                patient: r.owner,
-                recording: *id,
-            })
-            .collect(),
-        other => unreachable!("ACTIONS has no `{other}`"),
+        "erase" => {
+            let mut steps: Vec<Step> = state
+                .recordings
+                .iter()
+                .filter(|(_, r)| r.finished && !r.erased)
+                .map(|(id, r)| Step::Erase {
+                    patient: r.owner,
+                    recording: *id,
+                })
+                .collect();
+            if caps.has(Capability::EraseAccount) {
+                steps.extend(
+                    patients
+                        .iter()
+                        .map(|&patient| Step::EraseAccount { patient }),
+                );
+            }
+            steps
+        }
+        other => unreachable!("KINDS has no `{other}`"),
     };
-    debug_assert!(steps.iter().all(|s| state.precondition(s)));
     steps
 }
 
@@ -266,7 +360,7 @@ mod tests {
         };
         let limits = Limits::default();
         let mut longest = 0;
-        let mut kinds = [false; ACTIONS.len()];
+        let mut kinds = [false; crate::model::ACTIONS.len()];
         for _ in 0..2_000 {
             let len = (next() % 400) as usize;
             let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
@@ -279,7 +373,10 @@ mod tests {
             }
         }
         assert_eq!(longest, FLOW_STEPS_MAX, "long inputs reach the cap");
-        assert!(kinds.iter().all(|k| *k), "every kind decodes: {kinds:?}");
+        assert!(
+            kinds[..11].iter().all(|k| *k),
+            "every kind the clinic has decodes: {kinds:?}"
+        );
         assert!(decode(&[], limits).is_empty());
         assert!(
             decode(&[255; 2], limits).is_empty(),

@@ -7,6 +7,7 @@
 //! **Architecture invariant:** `model` knows nothing of HTTP, async or the
 //! service's ids; it is deterministic and does no I/O.
 
+pub mod caps;
 pub mod decode;
 mod generate;
 mod ids;
@@ -20,7 +21,8 @@ pub use decode::{FLOW_STEPS_MAX, Flow, decode, encode};
 pub use generate::{next_step, sequences};
 pub use ids::{AliasError, AppointmentId, CallId, PatientId, RecordingId};
 pub use state::{Appointment, Call, Limits, Mode, PER_PAGE_CHOICES, Recording, State};
-pub use step::{ACTIONS, Slot, Step, StepParseError};
+pub use caps::{Action, Capabilities, Order, Scope, ViewName, ViewSpec};
+pub use step::{ACTIONS, Scoped, Slot, Step, StepParseError};
 
 /// The first step (index) whose precondition fails, replaying from the empty state.
 pub fn first_invalid(limits: Limits, steps: &[Step]) -> Option<usize> {
@@ -141,11 +143,27 @@ pub fn renumber(steps: &[Step]) -> Vec<Step> {
                     patient,
                     call: CallId(next(&mut names.c, call.0)),
                 },
-                Step::ViewHistory { page, per_page, .. } => Step::ViewHistory {
+                Step::View {
+                    view,
+                    of,
+                    subject,
+                    page,
+                    per_page,
+                    ..
+                } => Step::View {
                     patient,
+                    view,
+                    of: of.map(|of| match of {
+                        Scoped::Appointment(a) => {
+                            Scoped::Appointment(AppointmentId(next(&mut names.a, a.0)))
+                        }
+                        Scoped::Call(c) => Scoped::Call(CallId(next(&mut names.c, c.0))),
+                    }),
+                    subject: subject.map(|q| PatientId(next(&mut names.p, q.0))),
                     page,
                     per_page,
                 },
+                Step::EraseAccount { .. } => Step::EraseAccount { patient },
                 Step::Play { recording, .. } => Step::Play {
                     patient,
                     recording: RecordingId(next(&mut names.r, recording.0)),
@@ -163,14 +181,18 @@ pub fn renumber(steps: &[Step]) -> Vec<Step> {
         .collect()
 }
 
-/// The limits that let a given scenario replay: enough patients for its aliases.
-pub fn limits_for(steps: &[Step]) -> Limits {
-    let mut limits = Limits::default();
+/// The limits that let a given scenario replay against a service with
+/// `caps`: enough patients for its aliases, enough pages for its views.
+pub fn limits_for(caps: Capabilities, steps: &[Step]) -> Limits {
+    let mut limits = Limits {
+        caps,
+        ..Limits::default()
+    };
     let highest_patient = steps.iter().map(|s| s.patient().0).max().unwrap_or(1);
     let highest_page = steps
         .iter()
         .filter_map(|s| match s {
-            Step::ViewHistory { page, .. } => Some(*page),
+            Step::View { page, .. } => Some(*page),
             _ => None,
         })
         .max()

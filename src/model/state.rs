@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use super::caps::{Action, Capabilities, Order, Scope, ViewSpec};
 use super::ids::{AppointmentId, CallId, PatientId, RecordingId};
-use super::step::Step;
+use super::step::{Scoped, Step};
 
 /// Limits on what the model generates. All limits live here, together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +18,9 @@ pub struct Limits {
     pub patients_max: u32,
     /// Highest history page a patient asks for.
     pub history_pages_max: u8,
+    /// What the service can do (from its binding): only these actions and
+    /// views are generated, and a step outside them is invalid.
+    pub caps: Capabilities,
 }
 
 impl Default for Limits {
@@ -24,6 +28,7 @@ impl Default for Limits {
         Limits {
             patients_max: 4,
             history_pages_max: 3,
+            caps: Capabilities::default(),
         }
     }
 }
@@ -88,8 +93,11 @@ pub struct Recording {
 pub struct State {
     /// Generation limits (carried here so preconditions can see them).
     pub limits: Limits,
-    /// Registered patients.
+    /// Registered patients (erased accounts included).
     pub patients: Vec<PatientId>,
+    /// Patients who erased their account: they take no step but views, which
+    /// their dead session must not be able to open.
+    pub gone: Vec<PatientId>,
     /// Every appointment ever booked.
     pub appointments: BTreeMap<AppointmentId, Appointment>,
     /// Every call ever started.
@@ -116,6 +124,7 @@ impl State {
         State {
             limits,
             patients: Vec::new(),
+            gone: Vec::new(),
             appointments: BTreeMap::new(),
             calls: BTreeMap::new(),
             recordings: BTreeMap::new(),
@@ -137,16 +146,30 @@ impl State {
         self.calls.get(&call).filter(|c| c.patient == patient)
     }
 
+    /// Whether the patient registered and has not erased their account.
+    pub fn is_active(&self, patient: PatientId) -> bool {
+        self.is_registered(patient) && !self.gone.contains(&patient)
+    }
+
     /// Every validity rule of a step in this state.
     pub fn precondition(&self, step: &Step) -> bool {
-        let registered = self.is_registered(step.patient());
+        let caps = &self.limits.caps;
+        let active = self.is_active(step.patient());
+        if let Some(action) = step.capability()
+            && !caps.has(action)
+        {
+            return false;
+        }
+        if !active && !matches!(step, Step::Register { .. } | Step::View { .. }) {
+            return false;
+        }
         match *step {
             Step::Register { patient } => {
-                !registered && patient.0 >= 1 && patient.0 <= self.limits.patients_max
+                !self.is_registered(patient)
+                    && patient.0 >= 1
+                    && patient.0 <= self.limits.patients_max
             }
-            Step::Book { appointment, .. } => {
-                registered && !self.appointments.contains_key(&appointment)
-            }
+            Step::Book { appointment, .. } => !self.appointments.contains_key(&appointment),
             Step::Cancel {
                 patient,
                 appointment,
@@ -177,8 +200,36 @@ impl State {
             Step::SendMedia { patient, call, .. } | Step::EndCall { patient, call } => {
                 self.call_of(patient, call).is_some_and(|c| !c.ended)
             }
-            Step::ViewHistory { page, per_page, .. } => {
-                registered
+            Step::View {
+                patient,
+                view,
+                of,
+                subject,
+                page,
+                per_page,
+            } => {
+                let Some(spec) = caps.view(view) else {
+                    return false;
+                };
+                let scoped = match (spec.scope, of) {
+                    (None, None) => true,
+                    (Some(Scope::Appointment), Some(Scoped::Appointment(a))) => self
+                        .appointments
+                        .get(&a)
+                        .is_some_and(|a| a.patient == patient),
+                    (Some(Scope::Call), Some(Scoped::Call(c))) => self.call_of(patient, c).is_some(),
+                    _ => false,
+                };
+                // A dead session views only what it could before: no tampering.
+                let subject_ok = match subject {
+                    None => true,
+                    Some(other) => {
+                        active && spec.tamperable && other != patient && self.is_registered(other)
+                    }
+                };
+                self.is_registered(patient)
+                    && scoped
+                    && subject_ok
                     && page >= 1
                     && page <= self.limits.history_pages_max.max(1)
                     && (1..=100).contains(&per_page)
@@ -187,17 +238,18 @@ impl State {
                 .recordings
                 .get(&recording)
                 .is_some_and(|r| r.owner == patient),
-            Step::Probe { patient, recording } => {
-                registered
-                    && self
-                        .recordings
-                        .get(&recording)
-                        .is_some_and(|r| r.owner != patient)
-            }
+            Step::Probe { patient, recording } => self
+                .recordings
+                .get(&recording)
+                .is_some_and(|r| r.owner != patient),
             Step::Erase { patient, recording } => self
                 .recordings
                 .get(&recording)
                 .is_some_and(|r| r.owner == patient && r.finished && !r.erased),
+            Step::EraseAccount { patient } => !self
+                .calls
+                .values()
+                .any(|c| c.patient == patient && !c.ended),
         }
     }
 
@@ -285,10 +337,19 @@ impl State {
                     }
                 }
             }
-            Step::ViewHistory { .. } | Step::Play { .. } | Step::Probe { .. } => {}
+            Step::View { .. } | Step::Play { .. } | Step::Probe { .. } => {}
             Step::Erase { recording, .. } => {
                 if let Some(r) = self.recordings.get_mut(&recording) {
                     r.erased = true;
+                }
+            }
+            Step::EraseAccount { patient } => {
+                self.gone.push(patient);
+                for r in self.recordings.values_mut().filter(|r| r.owner == patient) {
+                    r.erased = true;
+                }
+                for a in self.appointments.values_mut().filter(|a| a.patient == patient) {
+                    a.cancelled = true;
                 }
             }
         }
@@ -324,13 +385,63 @@ impl State {
             .collect()
     }
 
-    /// What one page of `patient`'s history view should hold.
-    pub fn expected_page(&self, patient: PatientId, page: u8, per_page: u8) -> Vec<RecordingId> {
-        let start = (usize::from(page).saturating_sub(1)) * usize::from(per_page);
-        self.visible_recordings(patient)
+    /// The recordings `patient` may see in `view` (parametrised by `of`),
+    /// in the view's order (creation order when it has none).
+    pub fn visible_in(&self, patient: PatientId, view: &ViewSpec, of: Option<Scoped>) -> Vec<RecordingId> {
+        let in_scope = |r: &Recording| match of {
+            None => true,
+            Some(Scoped::Call(c)) => r.call == c,
+            Some(Scoped::Appointment(a)) => self.calls.get(&r.call).is_some_and(|c| c.appointment == a),
+        };
+        let mut ids: Vec<RecordingId> = self
+            .visible_recordings(patient)
             .into_iter()
-            .skip(start)
-            .take(usize::from(per_page))
-            .collect()
+            .filter(|id| self.recordings.get(id).is_some_and(in_scope))
+            .collect();
+        if view.order == Order::NewestFirst {
+            ids.reverse();
+        }
+        ids
+    }
+
+    /// What one page of a view should hold, where the model can tell: `None`
+    /// for a view whose order is unspecified and whose page may not hold
+    /// everything.
+    pub fn expected_page(
+        &self,
+        patient: PatientId,
+        view: &ViewSpec,
+        of: Option<Scoped>,
+        page: u8,
+        per_page: u8,
+    ) -> Option<Vec<RecordingId>> {
+        let all = self.visible_in(patient, view, of);
+        if !view.paged {
+            return Some(all);
+        }
+        if view.order == Order::Any && !(page == 1 && all.len() <= usize::from(per_page)) {
+            return None;
+        }
+        let start = (usize::from(page).saturating_sub(1)) * usize::from(per_page);
+        Some(all.into_iter().skip(start).take(usize::from(per_page)).collect())
+    }
+}
+
+impl Step {
+    /// The optional capability this step needs, if any (register needs none;
+    /// a view needs its view, checked separately; a probe needs playback).
+    pub fn capability(&self) -> Option<Action> {
+        match self {
+            Step::Register { .. } | Step::View { .. } => None,
+            Step::Book { .. } => Some(Action::Book),
+            Step::Cancel { .. } => Some(Action::Cancel),
+            Step::StartCall { .. } => Some(Action::StartCall),
+            Step::Upgrade { .. } => Some(Action::Upgrade),
+            Step::SendMedia { .. } => Some(Action::SendMedia),
+            Step::EndCall { .. } => Some(Action::EndCall),
+            Step::Play { .. } | Step::Probe { .. } => Some(Action::Play),
+            Step::Erase { .. } => Some(Action::Erase),
+            Step::EraseAccount { .. } => Some(Action::EraseAccount),
+        }
     }
 }

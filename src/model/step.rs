@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use super::caps::{ViewName, ViewNameError};
 use super::ids::{AliasError, AppointmentId, CallId, PatientId, RecordingId};
 
 /// A booking slot on the model's virtual calendar: a day and an hour.
@@ -96,10 +97,20 @@ pub enum Step {
         /// Which of their active calls.
         call: CallId,
     },
-    /// `P1 view-history page=1 per-page=10` — one page of the history view.
-    ViewHistory {
-        /// Whose history.
+    /// `P1 view history page=1 per-page=10` — one page of a recording view
+    /// (`P1 view visit A1 page=1 per-page=10` for a view of one appointment;
+    /// `P2 view history subject=P1 page=1 per-page=10` puts P1's service id
+    /// where the view names the patient's own, with P2's session: tampering).
+    View {
+        /// Who views (whose session is used).
         patient: PatientId,
+        /// Which of the binding's views.
+        view: ViewName,
+        /// The patient's own object the view is parametrised by, for scoped views.
+        of: Option<Scoped>,
+        /// Another patient whose service id is put where the view names the
+        /// viewer's own (parameter tampering), if any.
+        subject: Option<PatientId>,
         /// Page number, from 1.
         page: u8,
         /// Items per page.
@@ -126,10 +137,34 @@ pub enum Step {
         /// Which of their recordings.
         recording: RecordingId,
     },
+    /// `P1 erase-account` — the patient deletes themselves: afterwards none of
+    /// their recordings is visible to anyone and their session no longer works.
+    EraseAccount {
+        /// Who leaves.
+        patient: PatientId,
+    },
+}
+
+/// The object a scoped view is parametrised by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scoped {
+    /// One of the patient's appointments.
+    Appointment(AppointmentId),
+    /// One of the patient's calls.
+    Call(CallId),
+}
+
+impl fmt::Display for Scoped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scoped::Appointment(a) => write!(f, "{a}"),
+            Scoped::Call(c) => write!(f, "{c}"),
+        }
+    }
 }
 
 /// The name of every kind of step, in a fixed order (used for coverage tables).
-pub const ACTIONS: [&str; 11] = [
+pub const ACTIONS: [&str; 12] = [
     "register",
     "book",
     "cancel",
@@ -137,10 +172,11 @@ pub const ACTIONS: [&str; 11] = [
     "upgrade",
     "send-media",
     "end-call",
-    "view-history",
+    "view",
     "play",
     "probe",
     "erase",
+    "erase-account",
 ];
 
 /// Why a line of text is not a step.
@@ -155,6 +191,9 @@ pub enum StepParseError {
     /// The action word is not known.
     #[error("unknown action `{0}`; expected one of: {actions}", actions = ACTIONS.join(", "))]
     UnknownAction(String),
+    /// A view name is malformed.
+    #[error(transparent)]
+    ViewName(#[from] ViewNameError),
     /// The words after the action do not fit it.
     #[error("`{action}` expects `{usage}`")]
     Usage {
@@ -176,10 +215,11 @@ impl Step {
             | Step::Upgrade { patient, .. }
             | Step::SendMedia { patient, .. }
             | Step::EndCall { patient, .. }
-            | Step::ViewHistory { patient, .. }
+            | Step::View { patient, .. }
             | Step::Play { patient, .. }
             | Step::Probe { patient, .. }
-            | Step::Erase { patient, .. } => patient,
+            | Step::Erase { patient, .. }
+            | Step::EraseAccount { patient } => patient,
         }
     }
 
@@ -198,10 +238,11 @@ impl Step {
             Step::Upgrade { .. } => 4,
             Step::SendMedia { .. } => 5,
             Step::EndCall { .. } => 6,
-            Step::ViewHistory { .. } => 7,
+            Step::View { .. } => 7,
             Step::Play { .. } => 8,
             Step::Probe { .. } => 9,
             Step::Erase { .. } => 10,
+            Step::EraseAccount { .. } => 11,
         }
     }
 
@@ -259,27 +300,52 @@ impl Step {
             },
             ("end-call", _) => return Err(usage("end-call", "P1 end-call C1")),
             ("view-history", [page, per_page]) => {
-                let number = |word: &str, key: &str| {
-                    word.strip_prefix(key)
-                        .and_then(|n| n.parse::<u8>().ok())
-                        .filter(|n| *n >= 1)
-                };
-                match (number(page, "page="), number(per_page, "per-page=")) {
-                    (Some(page), Some(per_page)) if per_page <= 100 => Step::ViewHistory {
-                        patient,
-                        page,
-                        per_page,
-                    },
-                    _ => {
-                        return Err(usage(
-                            "view-history",
-                            "P1 view-history page=1 per-page=10 (page 1-255, per-page 1-100)",
-                        ));
-                    }
+                // The form written before views had names: the history view.
+                let (page, per_page) = paging(page, per_page).ok_or(usage(
+                    "view-history",
+                    "P1 view-history page=1 per-page=10 (page 1-255, per-page 1-100)",
+                ))?;
+                Step::View {
+                    patient,
+                    view: ViewName::HISTORY,
+                    of: None,
+                    subject: None,
+                    page,
+                    per_page,
                 }
             }
             ("view-history", _) => {
                 return Err(usage("view-history", "P1 view-history page=1 per-page=10"));
+            }
+            ("view", [name, middle @ .., page, per_page]) => {
+                const USAGE: &str = "P1 view NAME [A1|C1] [subject=P2] page=1 per-page=10 (page 1-255, per-page 1-100)";
+                let view = ViewName::new(name)?;
+                let (page, per_page) = paging(page, per_page).ok_or(usage("view", USAGE))?;
+                let (mut of, mut subject) = (None, None);
+                for word in middle {
+                    if let Some(p) = word.strip_prefix("subject=") {
+                        if subject.replace(p.parse()?).is_some() {
+                            return Err(usage("view", USAGE));
+                        }
+                    } else if word.starts_with('A') && of.is_none() {
+                        of = Some(Scoped::Appointment(word.parse()?));
+                    } else if word.starts_with('C') && of.is_none() {
+                        of = Some(Scoped::Call(word.parse()?));
+                    } else {
+                        return Err(usage("view", USAGE));
+                    }
+                }
+                Step::View {
+                    patient,
+                    view,
+                    of,
+                    subject,
+                    page,
+                    per_page,
+                }
+            }
+            ("view", _) => {
+                return Err(usage("view", "P1 view history page=1 per-page=10"));
             }
             ("play", [r]) => Step::Play {
                 patient,
@@ -296,10 +362,24 @@ impl Step {
                 recording: r.parse()?,
             },
             ("erase", _) => return Err(usage("erase", "P1 erase R1")),
+            ("erase-account", []) => Step::EraseAccount { patient },
+            ("erase-account", _) => return Err(usage("erase-account", "P1 erase-account")),
             (other, _) => return Err(StepParseError::UnknownAction(other.to_string())),
         };
         Ok(step)
     }
+}
+
+/// `page=N` and `per-page=M`: page 1-255, per-page 1-100.
+fn paging(page: &str, per_page: &str) -> Option<(u8, u8)> {
+    let number = |word: &str, key: &str| {
+        word.strip_prefix(key)
+            .and_then(|n| n.parse::<u8>().ok())
+            .filter(|n| *n >= 1)
+    };
+    let page = number(page, "page=")?;
+    let per_page = number(per_page, "per-page=").filter(|n| *n <= 100)?;
+    Some((page, per_page))
 }
 
 impl fmt::Display for Step {
@@ -335,14 +415,27 @@ impl fmt::Display for Step {
                 chunk,
             } => write!(f, "{patient} send-media {call} #{chunk}"),
             Step::EndCall { patient, call } => write!(f, "{patient} end-call {call}"),
-            Step::ViewHistory {
+            Step::View {
                 patient,
+                view,
+                of,
+                subject,
                 page,
                 per_page,
-            } => write!(f, "{patient} view-history page={page} per-page={per_page}"),
+            } => {
+                write!(f, "{patient} view {view}")?;
+                if let Some(of) = of {
+                    write!(f, " {of}")?;
+                }
+                if let Some(subject) = subject {
+                    write!(f, " subject={subject}")?;
+                }
+                write!(f, " page={page} per-page={per_page}")
+            }
             Step::Play { patient, recording } => write!(f, "{patient} play {recording}"),
             Step::Probe { patient, recording } => write!(f, "{patient} probe {recording}"),
             Step::Erase { patient, recording } => write!(f, "{patient} erase {recording}"),
+            Step::EraseAccount { patient } => write!(f, "{patient} erase-account"),
         }
     }
 }

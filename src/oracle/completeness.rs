@@ -14,31 +14,41 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Violation> {
             .is_some_and(|r| r.finished && !r.erased)
     };
     match *ctx.step {
-        Step::ViewHistory {
+        Step::View {
             patient,
+            view,
+            of,
+            subject: None,
             page,
             per_page,
-        } if ctx.observation.is_success() => ctx
-            .after
-            .expected_page(patient, page, per_page)
-            .into_iter()
-            .filter(|id| finished(id))
-            .filter(|id| {
-                !ctx.observation
-                    .seen
-                    .iter()
-                    .any(|(_, s)| *s == Seen::Known(*id))
-            })
-            .map(|id| {
-                ctx.violation(
-                    Clause::Completeness,
-                    "items",
-                    Finding::Missing {
-                        recording: Seen::Known(id),
-                    },
-                )
-            })
-            .collect(),
+        } if ctx.observation.is_success() && ctx.after.is_active(patient) => {
+            let Some(spec) = ctx.after.limits.caps.view(view) else {
+                return Vec::new();
+            };
+            let Some(expected) = ctx.after.expected_page(patient, &spec, of, page, per_page)
+            else {
+                return Vec::new();
+            };
+            expected
+                .into_iter()
+                .filter(|id| finished(id))
+                .filter(|id| {
+                    !ctx.observation
+                        .seen
+                        .iter()
+                        .any(|(_, s)| *s == Seen::Known(*id))
+                })
+                .map(|id| {
+                    ctx.violation(
+                        Clause::Completeness,
+                        "items",
+                        Finding::Missing {
+                            recording: Seen::Known(id),
+                        },
+                    )
+                })
+                .collect()
+        }
         Step::Play { recording, .. } if !ctx.observation.is_success() && finished(&recording) => {
             vec![ctx.violation(
                 Clause::Completeness,

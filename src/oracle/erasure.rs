@@ -3,8 +3,33 @@
 
 use super::{Clause, Context, Finding, Violation};
 use crate::driver::Seen;
+use crate::model::Step;
 
 pub(super) fn check(ctx: &Context<'_>) -> Vec<Violation> {
+    let mut violations = dead_session(ctx);
+    violations.extend(erased_shown(ctx));
+    violations
+}
+
+/// A patient who erased their account must find their old session refused.
+fn dead_session(ctx: &Context<'_>) -> Vec<Violation> {
+    match ctx.step {
+        Step::View { patient, .. }
+            if ctx.before.gone.contains(patient) && ctx.observation.is_success() =>
+        {
+            vec![ctx.violation(
+                Clause::Erasure,
+                "status",
+                Finding::DeadSession {
+                    status: ctx.observation.status,
+                },
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn erased_shown(ctx: &Context<'_>) -> Vec<Violation> {
     ctx.observation
         .seen
         .iter()

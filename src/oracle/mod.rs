@@ -134,6 +134,11 @@ pub enum Finding {
         owner: PatientId,
     },
     /// One of the patient's own finished recordings was missing.
+    /// A patient who erased their account could still use their old session.
+    DeadSession {
+        /// The status the dead session got.
+        status: u16,
+    },
     Missing {
         /// The missing recording.
         recording: Seen,
@@ -191,6 +196,10 @@ impl fmt::Display for Violation {
             Finding::ErasedVisible { recording, owner } => write!(
                 f,
                 "{recording} was erased by {owner}, yet {p} was shown it again at `{at}`"
+            ),
+            Finding::DeadSession { status } => write!(
+                f,
+                "{p} erased their account, yet their old session still worked ({status} at `{at}`)"
             ),
             Finding::Missing { recording } => write!(
                 f,
