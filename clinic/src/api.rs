@@ -1,8 +1,10 @@
 //! The api service: patients, appointments, calls, history, playback, erasure.
 //!
-//! JSON over HTTP with bearer tokens; the routes, bodies and status codes are
-//! those of [`crate::openapi::document`]. Data lives in SQLite (the private
-//! `db` module), media in the media service, reached through a [`MediaLink`].
+//! JSON over HTTP with bearer tokens; the `/v1` routes, bodies and status
+//! codes are those of [`crate::openapi::document`]; the FHIR shape
+//! ([`crate::fhir`]) is nested under `/fhir`. Both call the same operations
+//! (the private `service` module). Data lives in SQLite (the private `db`
+//! module), media in the media service, reached through a [`MediaLink`].
 //!
 //! **Invariants.** The SQLite mutex is only taken inside `ApiState::db`, whose
 //! closure is synchronous, so it is never held across an `.await`. Handlers
@@ -14,7 +16,7 @@
 //!
 //! With no fault planted, a patient never lists, fetches or changes another
 //! patient's recordings. Each planted fault is a marked branch guarded by
-//! `faults.contains(..)`.
+//! `faults.contains(..)`, in `service` or the store, so both shapes reach it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
