@@ -40,8 +40,8 @@
 //! the fields the clinic reads.
 //!
 //! **Faults.** All but two faults live in the shared operations
-//! ([`crate::service`]) or the store, so they show through both shapes. Two
-//! are this shape's own, both in [`search_media`]:
+//! (the private `service` module) or the store, so they show through both shapes. Two
+//! are this shape's own, both in the `Media` search handler:
 //! `fhir-subject-unchecked` (the `subject`/`patient` parameter is honoured
 //! without checking it is the caller) and `fhir-next-link-unscoped` (the
 //! `next` link drops the owner, and a continuation without one lists everyone).
