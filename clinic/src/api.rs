@@ -163,6 +163,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .nest("/fhir", crate::fhir::router())
+        .route("/fhir/", axum::routing::any(crate::fhir::base_not_found))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(

@@ -244,6 +244,15 @@ async fn not_found() -> ApiError {
     ApiError::not_found("not found")
 }
 
+/// `/fhir/` itself: axum's nesting leaves the bare trailing slash to the
+/// outer router, which would answer in the `/v1` error shape.
+pub(crate) async fn base_not_found() -> Response {
+    fhir(
+        StatusCode::NOT_FOUND,
+        &outcome("error", "not-found", "not found"),
+    )
+}
+
 // ---------------------------------------------------------------------------
 // Patients and tokens.
 

@@ -342,6 +342,20 @@ async fn fhir_errors_are_operation_outcomes() {
             "not-found",
         ),
         (
+            Method::GET,
+            "/fhir",
+            None,
+            StatusCode::NOT_FOUND,
+            "not-found",
+        ),
+        (
+            Method::GET,
+            "/fhir/",
+            None,
+            StatusCode::NOT_FOUND,
+            "not-found",
+        ),
+        (
             Method::DELETE,
             "/fhir/Patient",
             None,
