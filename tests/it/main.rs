@@ -4,6 +4,7 @@
 //! results are deterministic; nothing here depends on wall-clock speed.
 
 mod bad_input;
+mod bindings;
 mod cli;
 mod containers;
 mod detection;
