@@ -72,7 +72,9 @@ impl AppState {
     fn store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock leaves the store consistent: every
         // method checks before it changes anything.
-        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn has(&self, fault: Fault) -> bool {
@@ -123,11 +125,23 @@ pub fn router(state: AppState) -> Router {
         .route("/api/accounts/{account}/clips", get(list_clips))
         .route("/api/visits/{visit}", get(get_visit))
         .route("/api/visits/{visit}/clips", get(visit_clips))
-        .route("/api/visits/{visit}/consultations", post(start_consultation))
+        .route(
+            "/api/visits/{visit}/consultations",
+            post(start_consultation),
+        )
         .route("/api/consultations/{consultation}", get(get_consultation))
-        .route("/api/consultations/{consultation}/video", post(switch_to_video))
-        .route("/api/consultations/{consultation}/media", post(upload_media))
-        .route("/api/consultations/{consultation}/end", post(end_consultation))
+        .route(
+            "/api/consultations/{consultation}/video",
+            post(switch_to_video),
+        )
+        .route(
+            "/api/consultations/{consultation}/media",
+            post(upload_media),
+        )
+        .route(
+            "/api/consultations/{consultation}/end",
+            post(end_consultation),
+        )
         .route("/api/operations/{operation}", get(poll_operation))
         .route("/api/clips/{clip}", get(clip_metadata).delete(erase_clip))
         .route("/files/clips/{clip}", get(download))
@@ -331,16 +345,22 @@ async fn sign_up(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(body_error)?;
     let request: SignUp = parse_body(&headers, &body, true)?;
-    let account = state
-        .store()
-        .sign_up(&request.username, &request.password, &request.full_name)?;
+    let account =
+        state
+            .store()
+            .sign_up(&request.username, &request.password, &request.full_name)?;
     let location = header(&format!("/api/accounts/{}", account.id))?;
     let body = json!({ "account": {
         "id": account.id,
         "username": account.username,
         "full_name": account.full_name,
     }});
-    Ok((StatusCode::CREATED, [(LOCATION, location)], axum::Json(body)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -356,7 +376,9 @@ async fn sign_in(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(body_error)?;
     let request: SignIn = parse_body(&headers, &body, true)?;
-    let (token, account) = state.store().sign_in(&request.username, &request.password)?;
+    let (token, account) = state
+        .store()
+        .sign_in(&request.username, &request.password)?;
     let cookie = header(&format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax"
     ))?;
@@ -375,7 +397,9 @@ async fn get_account(
     session: Session,
     Path(account): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = state.store().account(&session.account, &account, &state.faults)?;
+    let view = state
+        .store()
+        .account(&session.account, &account, &state.faults)?;
     Ok(json_response(
         StatusCode::OK,
         json!({ "account": { "id": view.id, "username": view.username, "full_name": view.full_name } }),
@@ -465,7 +489,9 @@ async fn get_consultation(
     session: Session,
     Path(consultation): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = state.store().consultation(&session.account, &consultation)?;
+    let view = state
+        .store()
+        .consultation(&session.account, &consultation)?;
     Ok(json_response(StatusCode::OK, consultation_json(&view)))
 }
 
@@ -485,7 +511,12 @@ async fn switch_to_video(
         "status": "pending",
         "status_url": status_url,
     }});
-    Ok((StatusCode::ACCEPTED, [(LOCATION, location)], axum::Json(body)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        [(LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response())
 }
 
 async fn poll_operation(
@@ -625,7 +656,12 @@ async fn clip_metadata(
         // which the session-less download endpoint cannot tell apart.
         format!("{base}/files/n/{}", view.number)
     } else {
-        let signature = hex::encode(state.sign(&view.id, &view.owner, expires).finalize().into_bytes());
+        let signature = hex::encode(
+            state
+                .sign(&view.id, &view.owner, expires)
+                .finalize()
+                .into_bytes(),
+        );
         format!(
             "{base}/files/clips/{}?expires={expires}&sig={signature}",
             view.id
@@ -668,10 +704,7 @@ fn media_response(kind: Mode, bytes: Vec<u8>) -> Response {
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             ),
-            (
-                CONTENT_DISPOSITION,
-                HeaderValue::from_static("attachment"),
-            ),
+            (CONTENT_DISPOSITION, HeaderValue::from_static("attachment")),
             (CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
             (
                 HeaderName::from_static(CLIP_KIND_HEADER),

@@ -34,8 +34,14 @@ fn path_param(name: &str, description: &str) -> Value {
 /// The document.
 pub fn document() -> Value {
     let session = json!([{ "session": [] }]);
-    let account = path_param("account", "The account's id (`acct_…`), from sign-up or sign-in.");
-    let visit = path_param("visit", "A visit's id (`vis_…`), from the `Location` header of booking.");
+    let account = path_param(
+        "account",
+        "The account's id (`acct_…`), from sign-up or sign-in.",
+    );
+    let visit = path_param(
+        "visit",
+        "A visit's id (`vis_…`), from the `Location` header of booking.",
+    );
     let consultation = path_param("consultation", "A consultation's id (`cons_…`).");
     let clip = path_param("clip", "A clip's id (`clip_…`).");
     json!({

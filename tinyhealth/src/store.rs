@@ -273,7 +273,9 @@ impl Store {
 
     fn room_for(&self, objects: usize) -> Result<(), ApiError> {
         if self.objects() + objects > OBJECTS_MAX {
-            return Err(ApiError::full("the service holds as many objects as it can"));
+            return Err(ApiError::full(
+                "the service holds as many objects as it can",
+            ));
         }
         Ok(())
     }
@@ -326,7 +328,11 @@ impl Store {
     }
 
     /// Signs in; returns the new session token and the account id.
-    pub fn sign_in(&mut self, username: &str, password: &str) -> Result<(String, String), ApiError> {
+    pub fn sign_in(
+        &mut self,
+        username: &str,
+        password: &str,
+    ) -> Result<(String, String), ApiError> {
         let refused = ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "bad_credentials",
@@ -381,12 +387,7 @@ impl Store {
     }
 
     /// Books a visit for `owner`.
-    pub fn book(
-        &mut self,
-        owner: &str,
-        starts_at: &str,
-        reason: &str,
-    ) -> Result<String, ApiError> {
+    pub fn book(&mut self, owner: &str, starts_at: &str, reason: &str) -> Result<String, ApiError> {
         check_text(
             starts_at,
             "invalid_starts_at",
