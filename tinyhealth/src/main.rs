@@ -87,33 +87,37 @@ fn serve(addr: SocketAddr, faults: FaultSet) -> anyhow::Result<()> {
             faults.to_string()
         };
         let running = tinyhealth::start(faults, addr).await?;
+        // Handlers go in before the URL is printed, so a signal sent as soon
+        // as a script reads that line still shuts down gracefully.
+        let signal = shutdown_signal()?;
         println!("{}", running.url());
         eprintln!("tinyhealth serving (faults: {label}); Ctrl-C to stop");
-        shutdown_signal().await?;
+        signal.await;
         running.shutdown().await;
         Ok(())
     })
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt =
-            signal(SignalKind::interrupt()).context("cannot install a signal handler")?;
-        let mut terminate =
-            signal(SignalKind::terminate()).context("cannot install a signal handler")?;
+/// Installs the SIGINT and SIGTERM handlers; the future resolves on the first.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install a signal handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("cannot install a signal handler")?;
+    Ok(async move {
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
-    }
-    Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
