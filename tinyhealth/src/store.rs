@@ -10,7 +10,7 @@
 //! Invariant: the store never grows past [`OBJECTS_MAX`] objects or
 //! [`BYTES_MAX`] media bytes; a request that would is refused with 507.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
@@ -230,6 +230,11 @@ pub struct Store {
     clips: BTreeMap<u64, Clip>,
     /// Clip sequence numbers by id.
     clip_seq: HashMap<String, u64>,
+    /// Clip sequence numbers by owner, so a list reads only its owner's clips
+    /// however large the store grows.
+    clips_by_owner: HashMap<String, BTreeSet<u64>>,
+    /// Clip sequence numbers by visit, for the per-visit list.
+    clips_by_visit: HashMap<String, BTreeSet<u64>>,
     /// Video switches by id.
     operations: HashMap<String, Operation>,
     /// Media bytes held.
@@ -464,6 +469,14 @@ impl Store {
             },
         );
         self.clip_seq.insert(id.clone(), seq);
+        self.clips_by_owner
+            .entry(owner.to_owned())
+            .or_default()
+            .insert(seq);
+        self.clips_by_visit
+            .entry(visit.to_owned())
+            .or_default()
+            .insert(seq);
         Ok((seq, id))
     }
 
@@ -643,14 +656,22 @@ impl Store {
     ) -> ClipPage {
         let scoped = after.is_none() || !faults.contains(Fault::CursorUnscoped);
         let start = after.map_or(0, |after| after.saturating_add(1));
-        let mut matching = self
-            .clips
-            .range(start..)
-            .filter(|(_, clip)| !scoped || clip.owner == owner);
+        let mut matching: Box<dyn Iterator<Item = (u64, &Clip)>> = if scoped {
+            let theirs = self.clips_by_owner.get(owner);
+            Box::new(
+                theirs
+                    .into_iter()
+                    .flat_map(move |seqs| seqs.range(start..))
+                    .filter_map(|seq| Some((*seq, self.clips.get(seq)?))),
+            )
+        } else {
+            // The bug: every account's clips after the cursor.
+            Box::new(self.clips.range(start..).map(|(seq, clip)| (*seq, clip)))
+        };
         let items: Vec<(u64, ClipView)> = matching
             .by_ref()
             .take(limit)
-            .map(|(seq, clip)| (*seq, clip_view(clip)))
+            .map(|(seq, clip)| (seq, clip_view(clip)))
             .collect();
         let more = matching.next().is_some();
         ClipPage {
@@ -675,9 +696,11 @@ impl Store {
             .filter(|v| v.owner == owner || faults.contains(Fault::VisitClipsUnchecked))
             .ok_or(ApiError::not_found("no such visit"))?;
         Ok(self
-            .clips
-            .values()
-            .filter(|clip| clip.visit == visit)
+            .clips_by_visit
+            .get(visit)
+            .into_iter()
+            .flatten()
+            .filter_map(|seq| self.clips.get(seq))
             .map(clip_view)
             .collect())
     }
@@ -728,6 +751,29 @@ impl Store {
         if let Some(clip) = self.clips.remove(&seq) {
             self.bytes -= clip.bytes.len();
             self.clip_seq.remove(&clip.id);
+            for index in [
+                self.clips_by_owner.get_mut(&clip.owner),
+                self.clips_by_visit.get_mut(&clip.visit),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                index.remove(&seq);
+            }
+            if self
+                .clips_by_owner
+                .get(&clip.owner)
+                .is_some_and(BTreeSet::is_empty)
+            {
+                self.clips_by_owner.remove(&clip.owner);
+            }
+            if self
+                .clips_by_visit
+                .get(&clip.visit)
+                .is_some_and(BTreeSet::is_empty)
+            {
+                self.clips_by_visit.remove(&clip.visit);
+            }
         }
     }
 
@@ -743,11 +789,10 @@ impl Store {
         self.consultations.retain(|_, c| c.owner != owner);
         self.operations.retain(|_, op| op.owner != owner);
         let theirs: Vec<u64> = self
-            .clips
-            .iter()
-            .filter(|(_, clip)| clip.owner == owner)
-            .map(|(seq, _)| *seq)
-            .collect();
+            .clips_by_owner
+            .get(owner)
+            .map(|seqs| seqs.iter().copied().collect())
+            .unwrap_or_default();
         for seq in theirs {
             self.remove_clip(seq);
         }
