@@ -11,6 +11,7 @@ mod detection;
 mod import_fuzz;
 mod scenarios;
 mod soak;
+mod tinyhealth;
 
 use chaperone::model::{self, Step};
 use chaperone::oracle::Clause;
