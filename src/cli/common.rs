@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use clinic::{Fault, FaultSet};
 
+use crate::driver::http::{BodyLimits, JSON_MAX_DEFAULT, MEDIA_MAX_DEFAULT};
 use crate::runner::Progress;
 use crate::target::{Target, TargetSpec};
 
@@ -23,7 +24,19 @@ pub(super) struct TargetArgs {
     /// Plant a fault in the embedded clinic or the containers (repeatable); see `chaperone faults`.
     #[arg(long = "fault", value_name = "NAME")]
     pub(super) faults: Vec<String>,
+    /// Most bytes of a JSON (or any non-media) response body; a larger one is a target failure.
+    #[arg(long, value_name = "BYTES", default_value_t = JSON_MAX_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=BODY_MAX_LIMIT))]
+    pub(super) json_max_bytes: u64,
+    /// Most bytes of a media (playback) response body; a larger one is a target failure.
+    #[arg(long, value_name = "BYTES", default_value_t = MEDIA_MAX_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=BODY_MAX_LIMIT))]
+    pub(super) media_max_bytes: u64,
 }
+
+/// The largest body cap a user may ask for: 1 GiB. A larger cap would let
+/// one response (times every concurrent patient in a soak) take the machine.
+const BODY_MAX_LIMIT: u64 = 1 << 30;
 
 impl TargetArgs {
     /// The `--target`, parsed; a bad name or target file is a usage error.
@@ -32,6 +45,21 @@ impl TargetArgs {
             .as_deref()
             .map(|s| s.parse::<TargetSpec>().map_err(|e| usage(e.to_string())))
             .transpose()
+    }
+
+    /// The response body caps the flags ask for.
+    pub(super) fn body_limits(&self) -> BodyLimits {
+        // Both are at most BODY_MAX_LIMIT (clap checked), which fits a usize
+        // on every platform Chaperone builds for.
+        BodyLimits {
+            json_max: usize::try_from(self.json_max_bytes).unwrap_or(JSON_MAX_DEFAULT),
+            media_max: usize::try_from(self.media_max_bytes).unwrap_or(MEDIA_MAX_DEFAULT),
+        }
+    }
+
+    /// The target for `spec` with `faults`, reading bodies under the flags' caps.
+    pub(super) fn target(&self, spec: TargetSpec, faults: FaultSet) -> Target {
+        Target::new(spec, faults).with_body_limits(self.body_limits())
     }
 }
 

@@ -40,6 +40,10 @@ pub(super) struct GateArgs {
     /// Most cases run while shrinking a finding.
     #[arg(long, default_value_t = 2_000)]
     shrink_runs_max: u32,
+    /// Accept a service on which patients never see their own finished
+    /// recordings (a pass with completeness warnings instead of unknown).
+    #[arg(long)]
+    accept_incomplete: bool,
     /// No new seed starts after this many seconds (a started seed finishes).
     #[arg(long, default_value_t = 600)]
     budget_secs: u64,
@@ -131,8 +135,10 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
                 ..Limits::default()
             },
             shrink_runs_max: args.shrink_runs_max,
+            accept_incomplete: args.accept_incomplete,
         },
         budget: Duration::from_secs(args.budget_secs),
+        body_limits: args.target.body_limits(),
     };
     println!(
         "chaperone gate | target {spec} | faults {} | {} scenarios from {} | seeds {} | {} cases per seed, \

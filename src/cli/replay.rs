@@ -12,7 +12,6 @@ use super::common::{
 use crate::report::console;
 use crate::runner::{self, Reproduction};
 use crate::scenario::{Expect, Scenario};
-use crate::target::Target;
 
 #[derive(Debug, Args)]
 pub(super) struct ReplayArgs {
@@ -58,7 +57,7 @@ pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
         fault_list(&faults),
         args.repeat
     );
-    let target = Target::new(spec.clone(), faults);
+    let target = args.target.target(spec.clone(), faults);
     let rt = runtime()?;
     ready(&rt, &target)?;
     let report = until_interrupted(

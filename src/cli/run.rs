@@ -15,7 +15,7 @@ use crate::oracle::Clause;
 use crate::report::{console, json};
 use crate::runner::{self, CheckConfig, Verdict};
 use crate::scenario::{Expect, Scenario};
-use crate::target::{Target, TargetSpec};
+use crate::target::TargetSpec;
 
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
@@ -36,6 +36,10 @@ pub(super) struct RunArgs {
     /// Most cases run while shrinking a finding.
     #[arg(long, default_value_t = 2_000)]
     shrink_runs_max: u32,
+    /// Accept a service on which patients never see their own finished
+    /// recordings (a pass with completeness warnings instead of unknown).
+    #[arg(long)]
+    accept_incomplete: bool,
     /// Where to write the minimal scenario of a finding.
     #[arg(long, default_value = "scenarios/found", value_name = "DIR")]
     out: PathBuf,
@@ -58,6 +62,7 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
             ..Limits::default()
         },
         shrink_runs_max: args.shrink_runs_max,
+        accept_incomplete: args.accept_incomplete,
     };
     println!(
         "{}",
@@ -75,7 +80,7 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
         writable_dir(json.parent().unwrap_or(Path::new(".")))?;
     }
 
-    let target = Target::new(spec.clone(), faults.clone());
+    let target = args.target.target(spec.clone(), faults.clone());
     let rt = runtime()?;
     ready(&rt, &target)?;
     let setup = process_start.elapsed();

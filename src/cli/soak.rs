@@ -12,7 +12,7 @@ use super::common::{
     ready, runtime, unknown, usage,
 };
 use crate::runner::Verdict;
-use crate::target::{Target, TargetSpec};
+use crate::target::TargetSpec;
 
 #[derive(Debug, Args)]
 pub(super) struct SoakArgs {
@@ -177,7 +177,7 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         );
     }
     let _ = std::io::stdout().flush();
-    let target = Target::new(spec.clone(), faults);
+    let target = args.target.target(spec.clone(), faults);
     let rt = runtime()?;
     ready(&rt, &target)?;
     let outcome = {

@@ -16,6 +16,7 @@ use reqwest::{Client, Method};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+use super::http::{BodyLimits, encode_path_segment, read_capped, read_capped_body};
 use super::{Body, BodyKind, Driver, Observation, Seen, TargetError};
 use crate::model::payload::{self, CaseTag};
 use crate::model::{AppointmentId, CallId, PatientId, RecordingId, Step};
@@ -30,6 +31,10 @@ pub struct ClinicRest {
     calls: HashMap<CallId, String>,
     call_owners: HashMap<CallId, PatientId>,
     recordings: RecordingBook,
+    /// Recordings whose creating response this driver received, with the
+    /// patient who created them: all that clean-up may ever delete.
+    created: Vec<(PatientId, RecordingId)>,
+    limits: BodyLimits,
 }
 
 impl std::fmt::Debug for ClinicRest {
@@ -245,6 +250,7 @@ impl Transport {
         &self,
         action: &'static str,
         request: Request<'_>,
+        cap: usize,
     ) -> Result<Response, TargetError> {
         match self {
             Transport::Http { client, base } => {
@@ -258,11 +264,7 @@ impl Transport {
                 let response = builder.send().await.map_err(|e| unreachable(action, &e))?;
                 let status = response.status().as_u16();
                 let is_json = is_json(response.headers());
-                let bytes = response
-                    .bytes()
-                    .await
-                    .map_err(|e| unreachable(action, &e))?
-                    .to_vec();
+                let bytes = read_capped(action, response, cap).await?;
                 Ok(Response {
                     status,
                     is_json,
@@ -298,13 +300,7 @@ impl Transport {
                 };
                 let status = response.status().as_u16();
                 let is_json = is_json(response.headers());
-                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-                    .await
-                    .map_err(|_| TargetError::Unreachable {
-                        action,
-                        reason: "the response body could not be read".to_string(),
-                    })?
-                    .to_vec();
+                let bytes = read_capped_body(action, response.into_body(), cap).await?;
                 Ok(Response {
                     status,
                     is_json,
@@ -352,12 +348,20 @@ impl ClinicRest {
             calls: HashMap::new(),
             call_owners: HashMap::new(),
             recordings: book,
+            created: Vec::new(),
+            limits: BodyLimits::default(),
         }
     }
 
     /// The recording book this driver learns into.
     pub fn book(&self) -> &RecordingBook {
         &self.recordings
+    }
+
+    /// Read response bodies under `limits` (over a cap is a target failure).
+    pub fn with_limits(mut self, limits: BodyLimits) -> ClinicRest {
+        self.limits = limits;
+        self
     }
 
     /// Send the payloads (canaries) of the case tagged `tag`.
@@ -399,7 +403,10 @@ impl ClinicRest {
             status,
             is_json,
             bytes,
-        } = self.transport.send(action, request).await?;
+        } = self
+            .transport
+            .send(action, request, self.limits.cap(success_kind))
+            .await?;
         if status >= 500 {
             return Err(TargetError::ServerError { action, status });
         }
@@ -438,28 +445,26 @@ fn observation(status: u16, body: Body) -> Observation {
     }
 }
 
-/// The largest history page the clinic serves: one page holds everything a
-/// case's patient can own (a case has at most a few dozen steps).
-const CLEAN_UP_PER_PAGE: u32 = 100;
+/// Most recordings one driver's clean-up erases. A case creates a few dozen
+/// at most, a soak patient a few hundred; more means the driver was misused,
+/// and the case is not isolated (a target failure), rather than a flood of
+/// requests.
+pub const CLEAN_UP_RECORDINGS_MAX: usize = 10_000;
+
+/// The longest one driver's clean-up may take before the case counts as a
+/// target failure.
+pub const CLEAN_UP_TIME_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ClinicRest {
     /// Send a clean-up request; 4xx (already ended, not yours) is fine, a
     /// 5xx or no answer means the service could not be cleaned.
-    async fn clean_up_send(&self, request: Request<'_>) -> Result<Body, TargetError> {
-        let (status, body) = self.send("clean up", request, BodyKind::Json).await?;
-        if (200..300).contains(&status) {
-            Ok(body)
-        } else {
-            Ok(Body {
-                kind: BodyKind::Other,
-                bytes: Vec::new(),
-            })
-        }
+    async fn clean_up_send(&self, request: Request<'_>) -> Result<(), TargetError> {
+        self.send("clean up", request, BodyKind::Json).await?;
+        Ok(())
     }
-}
 
-impl Driver for ClinicRest {
-    async fn clean_up(&mut self) -> Result<(), TargetError> {
+    async fn clean_up_unbounded(&self) -> Result<(), TargetError> {
+        let action = "clean up";
         // Calls first: a recording in progress cannot be erased.
         let mut calls: Vec<_> = self.calls.iter().collect();
         calls.sort();
@@ -467,36 +472,51 @@ impl Driver for ClinicRest {
             let Some(token) = self.call_owners.get(call).and_then(|p| self.tokens.get(p)) else {
                 continue;
             };
-            let request = Request::new(Method::POST, format!("/v1/calls/{id}/end"), Some(token));
-            self.clean_up_send(request).await?;
-        }
-        // Then every recording each patient's history lists, including any a
-        // fault gave them: the service's view, not the model's, decides.
-        let mut patients: Vec<_> = self.tokens.iter().collect();
-        patients.sort();
-        for (_, token) in patients {
-            let path = format!("/v1/me/recordings?page=1&per_page={CLEAN_UP_PER_PAGE}");
-            let body = self
-                .clean_up_send(Request::new(Method::GET, path, Some(token)))
+            let path = format!("/v1/calls/{}/end", encode_path_segment(action, id)?);
+            self.clean_up_send(Request::new(Method::POST, path, Some(token)))
                 .await?;
-            let Ok(value) = serde_json::from_slice::<Value>(&body.bytes) else {
+        }
+        // Then only the recordings this driver saw created for its own
+        // patients, each erased by its creator. Never what a history view
+        // lists: a leaky service lists other users' recordings there.
+        if self.created.len() > CLEAN_UP_RECORDINGS_MAX {
+            return Err(TargetError::Missing {
+                action,
+                what: format!(
+                    "{} recordings to erase, over the clean-up bound of {CLEAN_UP_RECORDINGS_MAX}",
+                    self.created.len()
+                ),
+            });
+        }
+        for (patient, recording) in &self.created {
+            let Some(token) = self.tokens.get(patient) else {
                 continue;
             };
-            let ids: Vec<String> = value
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|item| item.get("recording_id").and_then(Value::as_str))
-                .map(str::to_string)
-                .collect();
-            for id in ids {
-                let request =
-                    Request::new(Method::DELETE, format!("/v1/recordings/{id}"), Some(token));
-                self.clean_up_send(request).await?;
-            }
+            let id = self.recordings.id(action, *recording)?;
+            let path = format!("/v1/recordings/{}", encode_path_segment(action, &id)?);
+            self.clean_up_send(Request::new(Method::DELETE, path, Some(token)))
+                .await?;
         }
         Ok(())
+    }
+}
+
+impl Driver for ClinicRest {
+    /// The clean-up rule (every driver must keep it): end the calls this
+    /// driver started, then `DELETE` exactly the recordings whose creating
+    /// response (start-call or upgrade) this driver received, each with the
+    /// token of the patient who created it, at most
+    /// [`CLEAN_UP_RECORDINGS_MAX`] of them and within [`CLEAN_UP_TIME_MAX`];
+    /// past either bound the case is a target failure. Ids are
+    /// percent-encoded; a 4xx answer is fine (already erased).
+    async fn clean_up(&mut self) -> Result<(), TargetError> {
+        match tokio::time::timeout(CLEAN_UP_TIME_MAX, self.clean_up_unbounded()).await {
+            Ok(result) => result,
+            Err(_) => Err(TargetError::Unreachable {
+                action: "clean up",
+                reason: format!("not finished within {}s", CLEAN_UP_TIME_MAX.as_secs()),
+            }),
+        }
     }
 
     async fn perform(&mut self, step: &Step) -> Result<Observation, TargetError> {
@@ -539,7 +559,7 @@ impl Driver for ClinicRest {
                 let id = Self::id(&self.appointments, action, appointment)?;
                 let request = Request::new(
                     Method::DELETE,
-                    format!("/v1/appointments/{id}"),
+                    format!("/v1/appointments/{}", encode_path_segment(action, id)?),
                     Some(token),
                 );
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
@@ -555,7 +575,7 @@ impl Driver for ClinicRest {
                 let id = Self::id(&self.appointments, action, appointment)?;
                 let request = Request::new(
                     Method::POST,
-                    format!("/v1/appointments/{id}/call"),
+                    format!("/v1/appointments/{}/call", encode_path_segment(action, id)?),
                     Some(token),
                 );
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
@@ -565,6 +585,7 @@ impl Driver for ClinicRest {
                     self.calls.insert(call, call_id);
                     self.call_owners.insert(call, patient);
                     self.recordings.learn(recording, &recording_id);
+                    self.created.push((patient, recording));
                 }
                 Ok(observation(status, body))
             }
@@ -575,12 +596,16 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.calls, action, call)?;
-                let request =
-                    Request::new(Method::POST, format!("/v1/calls/{id}/upgrade"), Some(token));
+                let request = Request::new(
+                    Method::POST,
+                    format!("/v1/calls/{}/upgrade", encode_path_segment(action, id)?),
+                    Some(token),
+                );
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 if ok(status) {
                     let recording_id = field(action, &body, "recording_id")?;
                     self.recordings.learn(recording, &recording_id);
+                    self.created.push((patient, recording));
                 }
                 Ok(observation(status, body))
             }
@@ -591,19 +616,26 @@ impl Driver for ClinicRest {
             } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.calls, action, call)?;
-                let request =
-                    Request::new(Method::POST, format!("/v1/calls/{id}/media"), Some(token)).bytes(
-                        "application/octet-stream",
-                        payload::media_chunk_in(self.tag, patient, call, chunk),
-                    );
+                let request = Request::new(
+                    Method::POST,
+                    format!("/v1/calls/{}/media", encode_path_segment(action, id)?),
+                    Some(token),
+                )
+                .bytes(
+                    "application/octet-stream",
+                    payload::media_chunk_in(self.tag, patient, call, chunk),
+                );
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 Ok(observation(status, body))
             }
             Step::EndCall { patient, call } => {
                 let token = self.token(action, patient)?;
                 let id = Self::id(&self.calls, action, call)?;
-                let request =
-                    Request::new(Method::POST, format!("/v1/calls/{id}/end"), Some(token));
+                let request = Request::new(
+                    Method::POST,
+                    format!("/v1/calls/{}/end", encode_path_segment(action, id)?),
+                    Some(token),
+                );
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 Ok(observation(status, body))
             }
@@ -651,8 +683,11 @@ impl Driver for ClinicRest {
             Step::Play { patient, recording } | Step::Probe { patient, recording } => {
                 let token = self.token(action, patient)?;
                 let id = self.recordings.id(action, recording)?;
-                let request =
-                    Request::new(Method::GET, format!("/v1/recordings/{id}"), Some(token));
+                let request = Request::new(
+                    Method::GET,
+                    format!("/v1/recordings/{}", encode_path_segment(action, &id)?),
+                    Some(token),
+                );
                 let (status, body) = self.send(action, request, BodyKind::Media).await?;
                 let seen = if ok(status) {
                     vec![("media".to_string(), Seen::Known(recording))]
@@ -668,8 +703,11 @@ impl Driver for ClinicRest {
             Step::Erase { patient, recording } => {
                 let token = self.token(action, patient)?;
                 let id = self.recordings.id(action, recording)?;
-                let request =
-                    Request::new(Method::DELETE, format!("/v1/recordings/{id}"), Some(token));
+                let request = Request::new(
+                    Method::DELETE,
+                    format!("/v1/recordings/{}", encode_path_segment(action, &id)?),
+                    Some(token),
+                );
                 let (status, body) = self.send(action, request, BodyKind::Json).await?;
                 Ok(observation(status, body))
             }

@@ -11,6 +11,7 @@
 //! oracle can scan them, and are never printed or written anywhere.
 
 pub mod clinic_rest;
+pub mod http;
 
 pub use clinic_rest::{ClinicRest, RecordingBook};
 

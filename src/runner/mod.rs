@@ -70,6 +70,13 @@ impl CheckReport {
                 self.diverged_cases
             ));
         }
+        if self.own_seen == 0 && self.warnings_count > 0 && !self.config.accept_incomplete {
+            return Verdict::Unknown(format!(
+                "patients never saw their own finished recordings ({} completeness warnings): the service shows too \
+                 little to judge; pass --accept-incomplete to accept it",
+                self.warnings_count
+            ));
+        }
         let never: Vec<&str> = crate::model::ACTIONS
             .iter()
             .zip(self.coverage)

@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use clinic::FaultSet;
 use tokio::sync::OnceCell;
 
+use crate::driver::http::BodyLimits;
 use crate::driver::{ClinicRest, RecordingBook, TargetError, clinic_rest};
 use crate::model::payload::CaseTag;
 pub use containers::{Environment, StartError};
@@ -139,6 +140,8 @@ pub struct Target {
     /// Tags for cases on a shared service: random per process, then counting,
     /// so no two cases (of this run or another) send the same canaries.
     next_tag: Arc<AtomicU32>,
+    /// How large a response body may be (over a cap is a target failure).
+    limits: BodyLimits,
 }
 
 /// A started containers environment and its API's URL.
@@ -180,6 +183,7 @@ pub struct CaseTarget {
     base: String,
     tag: CaseTag,
     client: reqwest::Client,
+    limits: BodyLimits,
     embedded: Option<clinic::RunningClinic>,
     shared: bool,
 }
@@ -197,7 +201,14 @@ impl Target {
             client: clinic_rest::http_client(),
             started: Arc::new(OnceCell::new()),
             next_tag: Arc::new(AtomicU32::new(hasher.finish() as u32)),
+            limits: BodyLimits::default(),
         }
+    }
+
+    /// The same target, reading response bodies under `limits`.
+    pub fn with_body_limits(mut self, limits: BodyLimits) -> Target {
+        self.limits = limits;
+        self
     }
 
     /// The spec this target was made from.
@@ -299,6 +310,7 @@ impl Target {
                     // A fresh clinic per case: nothing of another case is there.
                     tag: CaseTag::default(),
                     client: self.client.clone(),
+                    limits: self.limits,
                     embedded: Some(running),
                     shared: false,
                 })
@@ -307,6 +319,7 @@ impl Target {
                 base: url.clone(),
                 tag: self.fresh_tag(),
                 client: self.client.clone(),
+                limits: self.limits,
                 embedded: None,
                 shared: true,
             }),
@@ -319,6 +332,7 @@ impl Target {
                     base: started.api_url.clone(),
                     tag: self.fresh_tag(),
                     client: self.client.clone(),
+                    limits: self.limits,
                     embedded: None,
                     shared: true,
                 })
@@ -330,7 +344,9 @@ impl Target {
 impl CaseTarget {
     /// A fresh driver (no sessions) for this case's service.
     pub fn driver(&self) -> ClinicRest {
-        ClinicRest::new(self.client.clone(), self.base.clone()).with_tag(self.tag)
+        ClinicRest::new(self.client.clone(), self.base.clone())
+            .with_tag(self.tag)
+            .with_limits(self.limits)
     }
 
     /// The tag that makes this case's canaries its own.
@@ -346,7 +362,9 @@ impl CaseTarget {
     /// A fresh driver (no sessions) that learns and names recordings in a
     /// shared `book`: concurrent patients each get one (soak, grouped replay).
     pub fn driver_sharing(&self, book: RecordingBook) -> ClinicRest {
-        ClinicRest::sharing(self.client.clone(), self.base.clone(), book).with_tag(self.tag)
+        ClinicRest::sharing(self.client.clone(), self.base.clone(), book)
+            .with_tag(self.tag)
+            .with_limits(self.limits)
     }
 
     /// Stop an embedded clinic and wait for it; a no-op for a shared target.

@@ -7,6 +7,8 @@ mod bad_input;
 mod cli;
 mod containers;
 mod detection;
+mod hostile;
+mod hostile_target;
 mod import_fuzz;
 mod scenarios;
 mod soak;
