@@ -246,7 +246,7 @@ pub(super) fn ready(rt: &tokio::runtime::Runtime, target: &Target) -> Result<(),
     match result {
         Some(Ok(())) => {
             if let Some(startup) = target.with_environment(|e| e.startup()) {
-                println!(
+                outln!(
                     "containers up in {:.1}s (run id {}; removed on exit)",
                     startup.as_secs_f64(),
                     target

@@ -72,12 +72,12 @@ impl runner::GateProgress for GatePrinter {
             runner::ScenarioOutcome::Unknown(why) => format!("UNKNOWN: {why}"),
             runner::ScenarioOutcome::Skipped(why) => format!("skipped: {why}"),
         };
-        println!("scenario {} ... {outcome}", result.file.display());
+        outln!("scenario {} ... {outcome}", result.file.display());
         let _ = std::io::stdout().flush();
     }
 
     fn seed_started(&mut self, seed: u64) {
-        println!("seed {seed}: exploring {} cases", self.cases);
+        outln!("seed {seed}: exploring {} cases", self.cases);
         let _ = std::io::stdout().flush();
         self.bar = Bar::new(self.cases);
     }
@@ -85,11 +85,11 @@ impl runner::GateProgress for GatePrinter {
     fn seed_done(&mut self, result: &runner::SeedResult) {
         self.bar = Bar(None);
         match &result.report {
-            None => println!(
+            None => outln!(
                 "seed {}: skipped (the time budget ran out before it started)",
                 result.seed
             ),
-            Some(report) => println!(
+            Some(report) => outln!(
                 "seed {}: {} {}",
                 result.seed,
                 report.verdict().name().to_uppercase(),
@@ -140,7 +140,7 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
         budget: Duration::from_secs(args.budget_secs),
         body_limits: args.target.body_limits(),
     };
-    println!(
+    outln!(
         "chaperone gate | target {spec} | faults {} | {} scenarios from {} | seeds {} | {} cases per seed, \
          steps_max {}, patients_max {}, shrink_runs_max {} | budget {}s",
         fault_list(&faults),
@@ -198,8 +198,8 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
         let shown = path.display().to_string();
         let replay_command = format!("chaperone replay {shown}");
         write_file(&path, &scenario.to_toml(Some(&replay_command)))?;
-        println!();
-        print!(
+        outln!();
+        out!(
             "{}",
             console::finding(finding, Some(&shown), Some(&replay_command))
         );
@@ -219,11 +219,11 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
         report.seeds.len(),
         report.elapsed.as_secs_f64()
     );
-    println!();
+    outln!();
     match &verdict {
-        Verdict::Pass => println!("GATE PASS: {summary}"),
-        Verdict::Violation => println!("GATE FAIL: {summary}"),
-        Verdict::Unknown(why) => println!("GATE UNKNOWN: {why}. {summary}"),
+        Verdict::Pass => outln!("GATE PASS: {summary}"),
+        Verdict::Violation => outln!("GATE FAIL: {summary}"),
+        Verdict::Unknown(why) => outln!("GATE UNKNOWN: {why}. {summary}"),
     }
     let target_name = spec.to_string();
     if let Some(path) = &args.junit {

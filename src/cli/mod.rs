@@ -7,6 +7,24 @@
 //! error, 3 unknown (the target failed, or too little of the model was
 //! exercised). Every error is one line on stderr.
 
+/// `println!` that never panics: on a closed or full stdout
+/// (`chaperone faults | head -1`) the text is lost, the command goes on and
+/// exits with its verdict's code.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod common;
 mod faults;
 mod gate;

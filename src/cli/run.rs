@@ -64,12 +64,12 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
         shrink_runs_max: args.shrink_runs_max,
         accept_incomplete: args.accept_incomplete,
     };
-    println!(
+    outln!(
         "{}",
         console::header("run", &spec.to_string(), &fault_list(&faults), &config)
     );
     if !seed_given {
-        println!(
+        outln!(
             "(random seed; pass --seed {} to explore the same cases again)",
             config.seed
         );
@@ -114,25 +114,25 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
         // The finding is printed whatever happens to the file: it is never lost.
         match write_file(&path, &scenario.to_toml(Some(&replay_command))) {
             Ok(()) => {
-                println!();
-                print!(
+                outln!();
+                out!(
                     "{}",
                     console::finding(finding, Some(&shown), Some(&replay_command))
                 );
                 scenario_path = Some(shown);
             }
             Err(failure) => {
-                println!();
-                print!("{}", console::finding(finding, None, None));
+                outln!();
+                out!("{}", console::finding(finding, None, None));
                 late_failure = Some(failure);
             }
         }
     }
-    println!();
+    outln!();
     match &verdict {
-        Verdict::Pass => println!("PASS: no privacy violation. {}", console::summary(&report)),
-        Verdict::Violation => println!("FAIL: privacy violation. {}", console::summary(&report)),
-        Verdict::Unknown(why) => println!("UNKNOWN: {why}. {}", console::summary(&report)),
+        Verdict::Pass => outln!("PASS: no privacy violation. {}", console::summary(&report)),
+        Verdict::Violation => outln!("FAIL: privacy violation. {}", console::summary(&report)),
+        Verdict::Unknown(why) => outln!("UNKNOWN: {why}. {}", console::summary(&report)),
     }
     if let Some(path) = &args.json {
         let fault_names: Vec<&str> = faults.iter().map(|f| f.name()).collect();

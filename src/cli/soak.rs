@@ -127,15 +127,26 @@ impl Drop for SoakBar {
     }
 }
 
+/// The slowest `--rate`: one operation every 1000 seconds.
+const RATE_MIN: f64 = 0.001;
+
+/// The fastest `--rate`.
+const RATE_MAX: f64 = 1_000_000.0;
+
 pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
     use crate::runner::soak::{self as soaking, SoakConfig};
     let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
     let faults = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &faults)?;
-    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-        return Err(usage(
-            "--rate must be a positive number of operations per second",
-        ));
+    // Below the bound the pause between operations overflows a Duration
+    // (1e-300 ops/s); above it the rate is no cap at all.
+    if args
+        .rate
+        .is_some_and(|r| !(r.is_finite() && (RATE_MIN..=RATE_MAX).contains(&r)))
+    {
+        return Err(usage(format!(
+            "--rate must be between {RATE_MIN} and {RATE_MAX} operations per second"
+        )));
     }
     let seed_given = args.seed.is_some();
     let config = SoakConfig {
@@ -153,7 +164,7 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         steps_per_patient_max: args.steps_per_patient_max as usize,
         ..SoakConfig::default()
     };
-    println!(
+    outln!(
         "chaperone soak | target {spec} | faults {} | seed {} | patients {} | duration {} | ops-max {} | rate {} | mix {} | steps per patient {} | report {}",
         fault_list(&faults),
         config.seed,
@@ -171,7 +182,7 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         config.report_dir.display()
     );
     if !seed_given {
-        println!(
+        outln!(
             "(random seed; pass --seed {} for the same patient choices)",
             config.seed
         );
@@ -202,7 +213,7 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         ))
     })?;
     let verdict = outcome.verdict();
-    println!(
+    outln!(
         "{} ops in {:.1} s ({:.0} ops/s), {} patients in all, {} violations, {} errors, {} completeness warnings, peak RSS {}",
         outcome.ops,
         outcome.elapsed.as_secs_f64(),
@@ -218,21 +229,25 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
                 k as f64 / 1024.0
             ))
     );
-    for finding in outcome
-        .findings
-        .iter()
-        .filter(|f| f.scenario.is_some())
-        .take(5)
-    {
-        if let Some(path) = &finding.scenario {
-            println!(
-                "scenario: {} (replay: chaperone replay {} --repeat 20)",
+    // One line per distinct finding, with its count: a bug seen thousands
+    // of times is one line here, as on stderr.
+    for d in outcome.distinct.iter().take(10) {
+        outln!("finding: {}× {}: {}", d.count, d.signature, d.first);
+        if let Some(path) = &d.scenario {
+            outln!(
+                "  scenario: {} (replay: chaperone replay {} --repeat 20)",
                 path.display(),
                 path.display()
             );
         }
     }
-    println!(
+    if outcome.distinct.len() > 10 {
+        outln!(
+            "... {} more distinct findings in the report",
+            outcome.distinct.len() - 10
+        );
+    }
+    outln!(
         "report: {} | {} | {} | {} | journal {}",
         written.html.display(),
         written.markdown.display(),
@@ -241,9 +256,9 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         outcome.journal.display()
     );
     match &verdict {
-        Verdict::Pass => println!("PASS: no privacy violation."),
-        Verdict::Violation => println!("FAIL: privacy violation."),
-        Verdict::Unknown(why) => println!("UNKNOWN: {why}."),
+        Verdict::Pass => outln!("PASS: no privacy violation."),
+        Verdict::Violation => outln!("FAIL: privacy violation."),
+        Verdict::Unknown(why) => outln!("UNKNOWN: {why}."),
     }
     Ok(verdict.exit_code())
 }

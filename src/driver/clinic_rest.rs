@@ -112,6 +112,24 @@ impl RecordingBook {
         book.aliases.get(id).copied()
     }
 
+    /// Forget the ids of `recordings` (a soak patient's, once its life is
+    /// over), so the book holds what live patients can use, not the whole
+    /// run. A forgotten id seen again is [`Seen::Unknown`].
+    pub fn forget(&self, recordings: &[RecordingId]) {
+        let mut book = self.lock();
+        for alias in recordings {
+            if let Some(id) = book.ids.remove(alias)
+                && book.aliases.get(&id) == Some(alias)
+            {
+                book.aliases.remove(&id);
+            }
+        }
+        if book.ids.capacity() > 4 * book.ids.len().max(1024) {
+            book.ids.shrink_to_fit();
+            book.aliases.shrink_to_fit();
+        }
+    }
+
     fn id(&self, action: &'static str, alias: RecordingId) -> Result<String, TargetError> {
         self.lock()
             .ids

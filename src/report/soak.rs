@@ -120,6 +120,14 @@ pub fn to_json(o: &SoakOutcome) -> Value {
         })).collect::<Vec<_>>(),
         "throughput": o.throughput.iter().map(|(t, r)| json!([t, r])).collect::<Vec<_>>(),
         "journal": o.journal.display().to_string(),
+        "distinct_findings": o.distinct.iter().map(|d| json!({
+            "signature": d.signature,
+            "clause": d.clause.name(),
+            "count": d.count,
+            "first": d.first,
+            "first_at_ms": d.first_at_ms,
+            "scenario": d.scenario.as_ref().map(|p| p.display().to_string()),
+        })).collect::<Vec<_>>(),
         "findings": o.findings.iter().map(|f| json!({
             "at_ms": f.at_ms,
             "clause": f.violation.clause.name(),
@@ -223,6 +231,26 @@ fn markdown(o: &SoakOutcome, dir: &Path) -> String {
         o.upgrade_then_history
     );
     let _ = writeln!(md, "\n## Violations\n");
+    if !o.distinct.is_empty() {
+        let _ = writeln!(
+            md,
+            "{} distinct finding(s) (by clause, kind and action):\n\n| count | finding | first | scenario |\n| ---: | --- | --- | --- |",
+            o.distinct.len()
+        );
+        for d in &o.distinct {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                d.count,
+                d.signature,
+                d.first.replace('|', "\\|"),
+                d.scenario
+                    .as_ref()
+                    .map_or("—".to_string(), |p| format!("`{}`", relative(p, dir)))
+            );
+        }
+        let _ = writeln!(md);
+    }
     if o.findings.is_empty() {
         let _ = writeln!(md, "None.");
     } else {
@@ -482,13 +510,22 @@ pub fn junit(o: &SoakOutcome) -> Result<String, quick_junit::SerializeError> {
             TestCaseStatus::success()
         } else {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            let first = o
-                .findings
+            let kinds: Vec<String> = o
+                .distinct
                 .iter()
-                .find(|f| f.violation.clause == clause)
-                .map(|f| f.violation.to_string())
-                .unwrap_or_default();
-            status.set_message(format!("{n} violation(s) of {clause}; first: {first}"));
+                .filter(|d| d.clause == clause)
+                .map(|d| format!("{}× {}", d.count, d.signature))
+                .collect();
+            let first = o
+                .distinct
+                .iter()
+                .find(|d| d.clause == clause)
+                .map_or("see the journal", |d| d.first.as_str());
+            status.set_message(format!(
+                "{n} violation(s) of {clause} in {} distinct finding(s) ({}); first: {first}",
+                kinds.len(),
+                kinds.join(", ")
+            ));
             status
         };
         suite.add_test_case(TestCase::new(format!("privacy.{clause}"), status));
@@ -503,6 +540,11 @@ pub fn junit(o: &SoakOutcome) -> Result<String, quick_junit::SerializeError> {
         _ => TestCaseStatus::success(),
     };
     suite.add_test_case(TestCase::new("coverage", coverage));
+    for d in &o.distinct {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status.set_message(format!("{}× {}: {}", d.count, d.signature, d.first));
+        suite.add_test_case(TestCase::new(format!("finding.{}", d.signature), status));
+    }
     let health = if o.errors > 0 {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
         status.set_message(format!(

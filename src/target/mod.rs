@@ -103,6 +103,21 @@ impl std::str::FromStr for TargetSpec {
     }
 }
 
+impl TargetSpec {
+    /// The target a scenario file records, as information only: nothing is
+    /// read, started or called. A target file is named, not opened (it keeps
+    /// the built-in clinic's services as a placeholder; replay and gate never
+    /// run a scenario against its recorded target).
+    pub fn recorded(s: &str) -> Result<TargetSpec, TargetSpecError> {
+        if s.ends_with(".toml") {
+            let mut file = ServicesFile::clinic();
+            file.source = s.to_string();
+            return Ok(TargetSpec::Containers(Arc::new(file)));
+        }
+        s.parse()
+    }
+}
+
 impl fmt::Display for TargetSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

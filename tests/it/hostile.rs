@@ -248,3 +248,71 @@ fn redirects_are_not_followed() {
     assert_eq!(run.code(), Some(3), "{text}");
     assert_eq!(hostile.elsewhere_hits(), 0);
 }
+
+/// Goal: a scenario file cannot choose where traffic goes (issue 11 item 5).
+/// Method: a scenario records a URL target (a server that logs every
+/// request); replaying it, and gating a directory holding it, without
+/// `--target` sends that server nothing.
+#[test]
+fn a_scenario_cannot_choose_where_traffic_goes() {
+    let hostile = Hostile::start(Misbehaviour::Honest);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("recorded-url.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "format = 1\ntarget = \"{}\"\nexpect = \"pass\"\nsteps = [\"P1 register\"]\n",
+            hostile.url
+        ),
+    )
+    .unwrap();
+    let replay = chaperone_watched(&["replay", file.to_str().unwrap()], Duration::from_secs(60));
+    assert_eq!(replay.code(), Some(0), "{}", replay.text());
+    let gate = chaperone_watched(
+        &[
+            "gate",
+            "--scenarios",
+            dir.path().to_str().unwrap(),
+            "--budget-secs",
+            "0",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(gate.text().contains("scenario "), "{}", gate.text());
+    assert!(
+        hostile.log().is_empty(),
+        "the scenario's recorded target received {:?}",
+        hostile.log()
+    );
+}
+
+/// Goal: a soak keeps its concurrency when patients fail (issue 11 item 7).
+/// Method: every end-call answers 500, so every patient that ends a call
+/// fails; its slot must get a fresh patient, so the soak still reaches its
+/// operation bound (before: the slots died and the soak ended short).
+#[test]
+fn a_soak_refills_the_slot_of_a_failed_patient() {
+    let hostile = Hostile::start(Misbehaviour::FailingEndCall);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let run = chaperone_watched(
+        &[
+            "soak",
+            "--target",
+            &hostile.url,
+            "--patients",
+            "4",
+            "--ops-max",
+            "600",
+            "--seed",
+            "1",
+            "--quiet",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let text = run.text();
+    assert_eq!(run.code(), Some(3), "{text}");
+    assert!(text.contains("600 ops in"), "{text}");
+}

@@ -45,6 +45,8 @@ pub enum Misbehaviour {
     GarbageJson,
     /// Every history view answers 307 to another server of ours.
     Redirect,
+    /// Every end-call answers 500 (the patient who ends a call fails).
+    FailingEndCall,
 }
 
 /// A request as it arrived: method and the raw path-and-query.
@@ -351,6 +353,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             HeaderValue::from_str(&format!("{to}{target}")).unwrap(),
         );
         return response;
+    }
+    if mode == Misbehaviour::FailingEndCall && method == "POST" && path.ends_with("/end") {
+        return json_response(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"boom"}"#);
     }
     if mode == Misbehaviour::Blind && is_playback {
         return json_response(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#);

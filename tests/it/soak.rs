@@ -278,3 +278,30 @@ fn soak_refuses_bad_input_with_exit_code_2() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// Goal: findings are triaged (issue 11 item 8): one bug seen many times is
+/// one distinct finding with a count, in the outcome and in JUnit, whose
+/// messages are never empty. Method: a soak against `recording-idor`, whose
+/// probes leak on most tries.
+#[test]
+fn a_bug_found_many_times_is_one_distinct_finding_with_a_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = run(&[Fault::RecordingIdor], &bounded(dir.path(), 16, 3_000));
+    assert_eq!(outcome.verdict(), Verdict::Violation);
+    let total: u64 = outcome.distinct.iter().map(|d| d.count).sum();
+    assert_eq!(total, outcome.violations, "every violation is counted once");
+    assert!(
+        outcome.violations > 2 * outcome.distinct.len() as u64,
+        "{} violations in {} distinct findings",
+        outcome.violations,
+        outcome.distinct.len()
+    );
+    let junit = report::soak::junit(&outcome).unwrap();
+    assert!(!junit.contains("message=\"\""), "{junit}");
+    for d in &outcome.distinct {
+        assert!(
+            junit.contains(&format!("finding.{}", d.signature)),
+            "{junit}"
+        );
+    }
+}

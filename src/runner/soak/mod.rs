@@ -138,6 +138,25 @@ pub struct FindingRecord {
     pub history: Vec<String>,
 }
 
+/// Every violation with one signature (clause, kind of finding, the action
+/// it was seen at): one bug found 2,581 times is one distinct finding with a
+/// count, not 2,581 lines.
+#[derive(Debug, Clone)]
+pub struct DistinctFinding {
+    /// `ownership foreign at view-history`.
+    pub signature: String,
+    /// The clause violated.
+    pub clause: Clause,
+    /// How many violations had this signature.
+    pub count: u64,
+    /// The first one, in prose (aliases only).
+    pub first: String,
+    /// When the first one was found, in milliseconds since the start.
+    pub first_at_ms: u64,
+    /// The first scenario file written for this signature, if any.
+    pub scenario: Option<PathBuf>,
+}
+
 /// Latency percentiles of one action, in milliseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionLatency {
@@ -194,6 +213,8 @@ pub struct SoakOutcome {
     pub throughput: Vec<(f64, f64)>,
     /// The first findings (see `config.findings_kept_max`).
     pub findings: Vec<FindingRecord>,
+    /// Every distinct finding with its count, most frequent first.
+    pub distinct: Vec<DistinctFinding>,
     /// The journal file.
     pub journal: PathBuf,
     /// Peak resident memory of this process in KiB (Linux `VmHWM`; includes
@@ -271,6 +292,36 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Owned {
     owner: PatientId,
     erased: bool,
+    /// Its owner's life is over: nobody probes it any more, and once every
+    /// older recording is retired too, it leaves memory.
+    retired: bool,
+}
+
+/// The recordings of a soak by alias, oldest first; retired ones at the
+/// front are dropped, so memory follows the live patients, not the run's
+/// length. Alias `R(base + i + 1)` is `list[i]`.
+#[derive(Debug, Default)]
+struct Owners {
+    base: u32,
+    list: std::collections::VecDeque<Owned>,
+}
+
+impl Owners {
+    fn get(&self, recording: RecordingId) -> Option<&Owned> {
+        let index = recording.0.checked_sub(self.base)?.checked_sub(1)?;
+        self.list.get(usize::try_from(index).ok()?)
+    }
+
+    fn get_mut(&mut self, recording: RecordingId) -> Option<&mut Owned> {
+        let index = recording.0.checked_sub(self.base)?.checked_sub(1)?;
+        self.list.get_mut(usize::try_from(index).ok()?)
+    }
+
+    /// The alias range still held: `first..=last`, if any.
+    fn held(&self) -> Option<(u32, u32)> {
+        let len = u32::try_from(self.list.len()).ok()?;
+        (len > 0).then(|| (self.base + 1, self.base + len))
+    }
 }
 
 /// A history view's unknown id, waiting for the requests in flight with it.
@@ -298,7 +349,7 @@ struct Stats {
     throughput: Vec<(f64, f64)>,
     findings: Vec<FindingRecord>,
     scenarios: usize,
-    signatures: BTreeSet<String>,
+    distinct: BTreeMap<String, DistinctFinding>,
     lines: Vec<String>,
 }
 
@@ -313,7 +364,7 @@ struct Shared {
     canaries: Canaries,
     book: RecordingBook,
     aliases: Aliases,
-    owners: Mutex<Vec<Owned>>,
+    owners: Mutex<Owners>,
     next_patient: AtomicU32,
     start: Instant,
     stop: AtomicBool,
@@ -337,16 +388,35 @@ impl Shared {
 
     fn new_recording(&self, owner: PatientId) -> RecordingId {
         let mut owners = lock(&self.owners);
-        owners.push(Owned {
+        owners.list.push_back(Owned {
             owner,
             erased: false,
+            retired: false,
         });
-        RecordingId(u32::try_from(owners.len()).unwrap_or(u32::MAX))
+        let len = u32::try_from(owners.list.len()).unwrap_or(u32::MAX);
+        RecordingId(owners.base.saturating_add(len))
     }
 
     fn owner(&self, recording: RecordingId) -> Option<Owned> {
-        let index = usize::try_from(recording.0).ok()?.checked_sub(1)?;
-        lock(&self.owners).get(index).copied()
+        lock(&self.owners).get(recording).copied()
+    }
+
+    /// A patient's life is over: its recordings are no longer probed, the
+    /// book forgets their ids (a later sighting by anyone else is a phantom,
+    /// still an ownership violation), and retired recordings at the front
+    /// leave memory.
+    fn retire(&self, recordings: &[RecordingId]) {
+        self.book.forget(recordings);
+        let mut owners = lock(&self.owners);
+        for recording in recordings {
+            if let Some(owned) = owners.get_mut(*recording) {
+                owned.retired = true;
+            }
+        }
+        while owners.list.front().is_some_and(|o| o.retired) {
+            owners.list.pop_front();
+            owners.base += 1;
+        }
     }
 
     fn probe_target(
@@ -354,14 +424,15 @@ impl Shared {
         rng: &mut rand_chacha::ChaCha8Rng,
         me: PatientId,
     ) -> Option<RecordingId> {
-        let count = lock(&self.owners).len();
-        if count == 0 {
-            return None;
-        }
+        let (first, last) = lock(&self.owners).held()?;
         // A few tries: most recordings are someone else's and already created.
         for _ in 0..4 {
-            let alias = RecordingId(u32::try_from(rng.random_range(1..=count)).ok()?);
-            if self.owner(alias).is_some_and(|o| o.owner != me) && self.book.knows(alias) {
+            let alias = RecordingId(rng.random_range(first..=last));
+            if self
+                .owner(alias)
+                .is_some_and(|o| o.owner != me && !o.retired)
+                && self.book.knows(alias)
+            {
                 return Some(alias);
             }
         }
@@ -419,7 +490,7 @@ impl Shared {
         let at_ms = self.start.elapsed().as_millis() as u64;
         self.violations.fetch_add(1, Ordering::Relaxed);
         let signature = format!(
-            "{}:{}",
+            "{} {} at {}",
             violation.clause,
             match &violation.finding {
                 Finding::Foreign { .. } => "foreign",
@@ -428,12 +499,13 @@ impl Shared {
                 Finding::Served { .. } => "served",
                 Finding::ErasedVisible { .. } => "erased",
                 Finding::Missing { .. } => "missing",
-            }
+            },
+            step.action()
         );
         let wants_scenario = {
             let mut stats = lock(&self.stats);
             *stats.by_clause.entry(violation.clause).or_default() += 1;
-            let fresh = stats.signatures.insert(signature);
+            let fresh = !stats.distinct.contains_key(&signature);
             (fresh || stats.scenarios < 3) && stats.scenarios < self.config.scenarios_max
         };
         let (scenario, history) = if wants_scenario {
@@ -460,14 +532,34 @@ impl Shared {
             eprintln!("error: could not append to the soak journal: {error}");
         }
         let mut stats = lock(&self.stats);
-        stats.lines.push(format!(
-            "{}: {text}{}",
-            violation.clause,
-            scenario
-                .as_ref()
-                .map(|p| format!(" (scenario {})", p.display()))
-                .unwrap_or_default()
-        ));
+        // Only a new signature is printed: one bug seen thousands of times
+        // is one line on stderr, and its count is in the summary and report.
+        let fresh = !stats.distinct.contains_key(&signature);
+        if fresh {
+            stats.lines.push(format!(
+                "{}: {text}{} (further violations like it are counted, not printed)",
+                violation.clause,
+                scenario
+                    .as_ref()
+                    .map(|p| format!(" (scenario {})", p.display()))
+                    .unwrap_or_default()
+            ));
+        }
+        let entry = stats
+            .distinct
+            .entry(signature.clone())
+            .or_insert_with(|| DistinctFinding {
+                signature,
+                clause: violation.clause,
+                count: 0,
+                first: text.clone(),
+                first_at_ms: at_ms,
+                scenario: None,
+            });
+        entry.count += 1;
+        if entry.scenario.is_none() {
+            entry.scenario = scenario.clone();
+        }
         if stats.findings.len() < self.config.findings_kept_max {
             stats.findings.push(FindingRecord {
                 at_ms,
@@ -680,7 +772,7 @@ pub async fn soak(
         canaries: Canaries::any_in(case.tag()),
         book: RecordingBook::new(),
         aliases: Aliases::default(),
-        owners: Mutex::new(Vec::new()),
+        owners: Mutex::new(Owners::default()),
         next_patient: AtomicU32::new(config.patients.max(1) + 1),
         start: Instant::now(),
         stop: AtomicBool::new(false),
@@ -704,7 +796,7 @@ pub async fn soak(
             throughput: Vec::new(),
             findings: Vec::new(),
             scenarios: 0,
-            signatures: BTreeSet::new(),
+            distinct: BTreeMap::new(),
             lines: Vec::new(),
         }),
         journal: Mutex::new(journal),
@@ -835,6 +927,15 @@ pub async fn soak(
         latency,
         throughput: stats.throughput,
         findings: stats.findings,
+        distinct: {
+            let mut distinct: Vec<DistinctFinding> = stats.distinct.into_values().collect();
+            distinct.sort_by(|a, b| {
+                b.count
+                    .cmp(&a.count)
+                    .then_with(|| a.signature.cmp(&b.signature))
+            });
+            distinct
+        },
         journal: journal_path,
         peak_rss_kib: peak_rss_kib(),
     };
@@ -859,6 +960,9 @@ async fn case_close(case: CaseTarget) {
     case.close().await;
 }
 
+/// How long a slot waits before a fresh patient replaces one that failed.
+const SLOT_REFILL_PAUSE: Duration = Duration::from_millis(100);
+
 /// One patient slot: patients one after another, each for a bounded life.
 async fn patient_slot(shared: &Shared, case: &CaseTarget, slot: usize) {
     let config = &shared.config;
@@ -866,8 +970,15 @@ async fn patient_slot(shared: &Shared, case: &CaseTarget, slot: usize) {
     loop {
         let alive = live(shared, case, slot, patient).await;
         lock(&shared.logs[slot]).retire();
-        if !alive || shared.stop.load(Ordering::Relaxed) {
+        if shared.stop.load(Ordering::Relaxed) {
             return;
+        }
+        if !alive {
+            // A patient whose step failed or diverged is done (its state is
+            // no longer known), but the slot is not: a fresh patient takes
+            // it, so the soak keeps its concurrency. The pause keeps a dead
+            // target from being hammered by a hot loop of registrations.
+            tokio::time::sleep(SLOT_REFILL_PAUSE).await;
         }
         patient = PatientId(shared.next_patient.fetch_add(1, Ordering::Relaxed));
         if config.steps_per_patient_max == 0 {
@@ -880,6 +991,20 @@ async fn patient_slot(shared: &Shared, case: &CaseTarget, slot: usize) {
 /// target failure or divergence: the patient's state is no longer known, and
 /// the failure is already counted).
 async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientId) -> bool {
+    let mut mine = Vec::new();
+    let alive = live_recording(shared, case, slot, patient, &mut mine).await;
+    shared.retire(&mine);
+    alive
+}
+
+/// [`live`], noting in `mine` every recording alias the patient was given.
+async fn live_recording(
+    shared: &Shared,
+    case: &CaseTarget,
+    slot: usize,
+    patient: PatientId,
+    mine: &mut Vec<RecordingId>,
+) -> bool {
     let config = &shared.config;
     let mut walker = Walker::new(patient, config.seed);
     let mut driver = case.driver_sharing(shared.book.clone());
@@ -902,7 +1027,11 @@ async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientI
         let step = walker.choose(
             config.mix,
             &shared.aliases,
-            || shared.new_recording(patient),
+            || {
+                let recording = shared.new_recording(patient);
+                mine.push(recording);
+                recording
+            },
             |rng| shared.probe_target(rng, patient),
         );
         let request = shared.next_request.fetch_add(1, Ordering::Relaxed);
@@ -997,8 +1126,7 @@ async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientI
         match step {
             Step::Upgrade { .. } => walker.upgraded_unviewed = true,
             Step::Erase { recording, .. } => {
-                let index = recording.0 as usize - 1;
-                if let Some(owned) = lock(&shared.owners).get_mut(index) {
+                if let Some(owned) = lock(&shared.owners).get_mut(recording) {
                     owned.erased = true;
                 }
             }
