@@ -229,7 +229,8 @@ pub(super) fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
         std::fs::create_dir_all(dir)
             .map_err(|e| usage(format!("cannot create directory {}: {e}", dir.display())))?;
     }
-    std::fs::write(path, text).map_err(|e| usage(format!("cannot write {}: {e}", path.display())))
+    crate::report::write_atomic(path, text)
+        .map_err(|e| usage(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Make `target` ready (containers start here), or fail with its exit code:
@@ -294,21 +295,33 @@ pub(super) fn listen_for_signals() {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let interrupt = signal(SignalKind::interrupt()).ok();
-            let terminate = signal(SignalKind::terminate()).ok();
+            let mut interrupt = signal(SignalKind::interrupt()).ok();
+            let mut terminate = signal(SignalKind::terminate()).ok();
             tokio::spawn(async move {
-                match (interrupt, terminate) {
-                    (Some(mut interrupt), Some(mut terminate)) => {
-                        tokio::select! {
-                            _ = interrupt.recv() => {}
-                            _ = terminate.recv() => {}
+                // The first signal asks for a clean stop (steps in flight
+                // finish, containers are removed, the report is written);
+                // a second one means the user will not wait: exit at once.
+                for count in 1..=2 {
+                    match (&mut interrupt, &mut terminate) {
+                        (Some(interrupt), Some(terminate)) => {
+                            tokio::select! {
+                                _ = interrupt.recv() => {}
+                                _ = terminate.recv() => {}
+                            }
+                        }
+                        _ => {
+                            let _ = tokio::signal::ctrl_c().await;
                         }
                     }
-                    _ => {
-                        let _ = tokio::signal::ctrl_c().await;
+                    if count == 1 {
+                        let _ = tx.send(true);
                     }
                 }
-                let _ = tx.send(true);
+                eprintln!(
+                    "interrupted again: exiting at once, no verdict; containers a run started may be left \
+                     (ci/cleanup.sh RUN_ID removes them)"
+                );
+                std::process::exit(3);
             });
         }
         #[cfg(not(unix))]

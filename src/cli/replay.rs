@@ -82,6 +82,12 @@ pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
     let decided = report.decided();
     let reproducing = report.reproducing(scenario.expect);
     outln!();
+    // The verdict line, the other-violations line and the exit code agree:
+    // exit 1 whenever any run violated the property, and then the verdict
+    // line never says FIXED.
+    let clauses = report.clauses();
+    let violating = report.violating();
+    let names: Vec<&str> = clauses.iter().map(|c| c.name()).collect();
     match (scenario.expect, report.reproduction(scenario.expect)) {
         (_, None) => {}
         // A scenario expected to pass is a regression guard, not a bug to fix.
@@ -93,13 +99,16 @@ pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
         }
         (_, Some(Reproduction::Reproduced)) => outln!("REPRODUCED {reproducing}/{decided}"),
         (_, Some(Reproduction::Flaky)) => outln!("FLAKY {reproducing}/{decided}"),
+        (Expect::Violation(clause), Some(Reproduction::Fixed)) if violating > 0 => outln!(
+            "OTHER VIOLATION {violating}/{decided}: {} (the scenario records {clause}, reproduced 0/{decided})",
+            names.join(", ")
+        ),
         (_, Some(Reproduction::Fixed)) => outln!("FIXED 0/{decided}"),
     }
-    let clauses = report.clauses();
     if let Expect::Violation(clause) = scenario.expect
-        && report.violating() > reproducing
+        && reproducing > 0
+        && violating > reproducing
     {
-        let names: Vec<&str> = clauses.iter().map(|c| c.name()).collect();
         outln!(
             "other violations: {} (the scenario records {clause})",
             names.join(", ")
@@ -112,7 +121,7 @@ pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
             report.runs.len()
         );
     }
-    if report.violating() > 0 {
+    if violating > 0 {
         return Ok(1);
     }
     if decided < report.runs.len() {

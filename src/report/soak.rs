@@ -40,8 +40,8 @@ pub fn write(outcome: &SoakOutcome, dir: &Path) -> io::Result<Written> {
     std::fs::create_dir_all(dir)?;
     let throughput = throughput_svg(outcome).map_err(io::Error::other)?;
     let latency = latency_svg(outcome).map_err(io::Error::other)?;
-    std::fs::write(dir.join("throughput.svg"), &throughput)?;
-    std::fs::write(dir.join("latency.svg"), &latency)?;
+    super::write_atomic(&dir.join("throughput.svg"), &throughput)?;
+    super::write_atomic(&dir.join("latency.svg"), &latency)?;
     let written = Written {
         html: dir.join("report.html"),
         markdown: dir.join("report.md"),
@@ -50,10 +50,10 @@ pub fn write(outcome: &SoakOutcome, dir: &Path) -> io::Result<Written> {
     };
     let value = to_json(outcome);
     let text = serde_json::to_string_pretty(&value).map_err(io::Error::other)?;
-    std::fs::write(&written.json, format!("{text}\n"))?;
-    std::fs::write(&written.markdown, markdown(outcome, dir))?;
-    std::fs::write(&written.html, html(outcome, dir, &throughput, &latency))?;
-    std::fs::write(&written.junit, junit(outcome).map_err(io::Error::other)?)?;
+    super::write_atomic(&written.json, format!("{text}\n"))?;
+    super::write_atomic(&written.markdown, markdown(outcome, dir))?;
+    super::write_atomic(&written.html, html(outcome, dir, &throughput, &latency))?;
+    super::write_atomic(&written.junit, junit(outcome).map_err(io::Error::other)?)?;
     Ok(written)
 }
 

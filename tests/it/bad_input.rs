@@ -215,3 +215,41 @@ fn a_closed_stdout_is_not_a_panic() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Goal: clean-up scripts are scoped (issue 11 item 6): without a job or
+/// run id, `ci/cleanup.sh` refuses (exit 2) instead of removing every run's
+/// containers, which on a shared Docker host kills parallel CI jobs; an id
+/// that is not a plain word is refused too. Method: both exit 2 before
+/// calling docker.
+#[test]
+fn ci_cleanup_refuses_to_remove_other_runs() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/cleanup.sh");
+    for args in [&[][..], &["a;touch /tmp/x"][..], &["$(id)"][..]] {
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+    }
+}
+
+/// Goal: a soak report directory is never a mix of two runs (issue 11 item
+/// 10). Method: a directory holding an earlier file is refused, exit 2, and
+/// the file is left as it was.
+#[test]
+fn a_soak_refuses_a_report_directory_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let earlier = dir.path().join("journal.jsonl");
+    std::fs::write(&earlier, "earlier run\n").unwrap();
+    let out = chaperone(&[
+        "soak",
+        "--ops-max",
+        "10",
+        "--report",
+        dir.path().to_str().unwrap(),
+    ]);
+    one_line_error(&out, 2, "it is not empty");
+    assert_eq!(std::fs::read_to_string(&earlier).unwrap(), "earlier run\n");
+}

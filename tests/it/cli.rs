@@ -245,3 +245,29 @@ fn the_gate_on_the_embedded_clinic_reports_a_planted_fault() {
         "{xml}"
     );
 }
+
+/// Goal: replay's verdict line, other-violations line and exit code agree
+/// (issue 11 item 9): a run that violates another clause than the recorded
+/// one is never `FIXED` with exit 1. Method: the recording-idor scenario,
+/// relabelled as an erasure finding, still leaks (refusal) on replay.
+#[test]
+fn replay_never_says_fixed_with_a_violation() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/recording-idor.toml"
+    ))
+    .unwrap()
+    .replace("clause = \"refusal\"", "clause = \"erasure\"");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("relabelled.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = chaperone(&["replay", file.to_str().unwrap(), "--repeat", "2"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("FIXED"), "{text}");
+    assert!(text.contains("OTHER VIOLATION 2/2: "), "{text}");
+    assert!(
+        text.contains("(the scenario records erasure, reproduced 0/2)"),
+        "{text}"
+    );
+}

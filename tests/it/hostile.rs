@@ -316,3 +316,57 @@ fn a_soak_refills_the_slot_of_a_failed_patient() {
     assert_eq!(run.code(), Some(3), "{text}");
     assert!(text.contains("600 ops in"), "{text}");
 }
+
+/// Goal: a second Ctrl-C exits at once (issue 11 item 10). Method: a soak
+/// against a target whose history views hang; the first SIGINT waits for
+/// the hung steps in flight, the second ends the process with exit 3 and
+/// says so (before: it waited for the request timeout).
+#[test]
+fn a_second_interrupt_exits_at_once() {
+    let hostile = Hostile::start(Misbehaviour::HangingHistory);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let child = Command::new(env!("CARGO_BIN_EXE_chaperone"))
+        .args([
+            "soak",
+            "--target",
+            &hostile.url,
+            "--patients",
+            "4",
+            "--duration",
+            "10m",
+            "--seed",
+            "1",
+            "--quiet",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    // Wait until a history view is in flight (the server logged one).
+    let started = Instant::now();
+    while !hostile
+        .log()
+        .iter()
+        .any(|r| r.target.starts_with("/v1/me/recordings"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no history view sent"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = |pid: &str| {
+        Command::new("kill").args(["-INT", pid]).status().unwrap();
+    };
+    kill(&pid);
+    std::thread::sleep(Duration::from_millis(500));
+    kill(&pid);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("interrupted again: exiting at once"), "{err}");
+}

@@ -47,6 +47,8 @@ pub enum Misbehaviour {
     Redirect,
     /// Every end-call answers 500 (the patient who ends a call fails).
     FailingEndCall,
+    /// Every history view hangs (never answers).
+    HangingHistory,
 }
 
 /// A request as it arrived: method and the raw path-and-query.
@@ -353,6 +355,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             HeaderValue::from_str(&format!("{to}{target}")).unwrap(),
         );
         return response;
+    }
+    if mode == Misbehaviour::HangingHistory && is_history {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     if mode == Misbehaviour::FailingEndCall && method == "POST" && path.ends_with("/end") {
         return json_response(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"boom"}"#);

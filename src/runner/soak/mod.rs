@@ -669,7 +669,7 @@ impl Shared {
         let repeat = if scenario.is_concurrent() { 20 } else { 1 };
         let hint = format!("chaperone replay {} --repeat {repeat}", path.display());
         let written = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
-            .and_then(|()| std::fs::write(&path, scenario.to_toml(Some(&hint))));
+            .and_then(|()| crate::report::write_atomic(&path, scenario.to_toml(Some(&hint))));
         match written {
             Ok(()) => (Some(path), built.history),
             Err(error) => {
@@ -738,6 +738,17 @@ pub async fn soak(
         let path = path.to_path_buf();
         move |source| SoakError::Io { path, source }
     };
+    // One run per directory: a report directory holding anything already
+    // (an earlier run's journal, scenarios or report) is refused, so a
+    // report is never a mix of two runs.
+    if std::fs::read_dir(&config.report_dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(SoakError::Io {
+            path: config.report_dir.clone(),
+            source: std::io::Error::other(
+                "it is not empty (an earlier run's report?); pass --report NEW_DIR or remove it",
+            ),
+        });
+    }
     std::fs::create_dir_all(&config.report_dir).map_err(io(&config.report_dir))?;
     let journal_path = config.report_dir.join("journal.jsonl");
     let mut journal = Journal::create(&journal_path).map_err(io(&journal_path))?;
