@@ -207,21 +207,62 @@ pub(super) fn writable_dir(dir: &Path) -> Result<(), Failure> {
     if dir.as_os_str().is_empty() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|e| {
-        usage(format!(
-            "cannot create output directory {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let meta =
-        std::fs::metadata(dir).map_err(|e| usage(format!("cannot use {}: {e}", dir.display())))?;
+    // Nothing is created here: a directory appears only when a file is
+    // written into it, so a run without a finding leaves no empty
+    // `scenarios/found/`. The nearest existing ancestor must be a writable
+    // directory.
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+            _ => return Ok(()),
+        }
+    }
+    let meta = std::fs::metadata(existing)
+        .map_err(|e| usage(format!("cannot use {}: {e}", existing.display())))?;
+    if !meta.is_dir() {
+        return Err(usage(format!(
+            "cannot create output directory {}: {} is not a directory",
+            dir.display(),
+            existing.display()
+        )));
+    }
     if meta.permissions().readonly() {
         return Err(usage(format!(
             "output directory {} is read-only",
-            dir.display()
+            existing.display()
         )));
     }
     Ok(())
+}
+
+/// How the user can run chaperone again: `chaperone` when this very binary
+/// is on PATH, otherwise the README's `cargo run --release --` form.
+pub(super) fn invocation() -> &'static str {
+    let on_path = || -> Option<bool> {
+        let me = std::env::current_exe().ok()?.canonicalize().ok()?;
+        let path = std::env::var_os("PATH")?;
+        Some(std::env::split_paths(&path).any(|dir| {
+            dir.join("chaperone")
+                .canonicalize()
+                .is_ok_and(|found| found == me)
+        }))
+    };
+    if on_path().unwrap_or(false) {
+        "chaperone"
+    } else {
+        "cargo run --release --"
+    }
+}
+
+/// The command that replays the scenario at `shown` against `spec` (the
+/// target is named unless it is the embedded default: a scenario file never
+/// chooses its target).
+pub(super) fn replay_command(shown: &str, spec: &TargetSpec) -> String {
+    match spec {
+        TargetSpec::Embedded => format!("{} replay {shown}", invocation()),
+        _ => format!("{} replay {shown} --target {spec}", invocation()),
+    }
 }
 
 pub(super) fn write_file(path: &Path, text: &str) -> Result<(), Failure> {

@@ -159,6 +159,12 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
     );
     let _ = std::io::stdout().flush();
 
+    if scenarios.is_empty() {
+        outln!(
+            "note: no scenario files (*.toml) in {}: nothing to replay; only the seeds are explored",
+            args.scenarios.display()
+        );
+    }
     let rt = runtime()?;
     let mut printer = GatePrinter {
         bar: Bar(None),
@@ -196,7 +202,7 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
         };
         let path = args.out.join(scenario_file_name(&spec, &faults, seed.seed));
         let shown = path.display().to_string();
-        let replay_command = format!("chaperone replay {shown}");
+        let replay_command = super::common::replay_command(&shown, &spec);
         write_file(&path, &scenario.to_toml(Some(&replay_command)))?;
         outln!();
         out!(

@@ -66,7 +66,7 @@ pub(super) fn import_fuzz(args: ImportFuzzArgs) -> Result<u8, Failure> {
     })?;
     drop(rt);
     let shown = path.display().to_string();
-    let replay_command = format!("chaperone replay {shown}");
+    let replay_command = super::common::replay_command(&shown, &TargetSpec::Embedded);
     write_file(&path, &imported.scenario.to_toml(Some(&replay_command)))?;
     outln!(
         "decoded {} steps up to the violation; shrunk to {} in {} runs",

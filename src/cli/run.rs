@@ -110,7 +110,7 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
             .out
             .join(scenario_file_name(&spec, &faults, config.seed));
         let shown = path.display().to_string();
-        let replay_command = format!("chaperone replay {shown}");
+        let replay_command = super::common::replay_command(&shown, &spec);
         // The finding is printed whatever happens to the file: it is never lost.
         match write_file(&path, &scenario.to_toml(Some(&replay_command))) {
             Ok(()) => {
@@ -133,6 +133,22 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
         Verdict::Pass => outln!("PASS: no privacy violation. {}", console::summary(&report)),
         Verdict::Violation => outln!("FAIL: privacy violation. {}", console::summary(&report)),
         Verdict::Unknown(why) => outln!("UNKNOWN: {why}. {}", console::summary(&report)),
+    }
+    if verdict == Verdict::Pass {
+        let me = super::common::invocation();
+        if faults.contains(clinic::Fault::UpgradeSharedSlot) {
+            // The one planted race: `run` sends one request at a time and
+            // cannot see it, so a pass here says nothing about it.
+            outln!(
+                "note: upgrade-shared-slot is a race between concurrent upgrades, which `run` (one request at a \
+                 time) cannot show; hunt it with `{me} soak --fault upgrade-shared-slot`"
+            );
+        } else if faults.is_empty() && spec == TargetSpec::Embedded {
+            outln!(
+                "Next: plant the 2020 incident and watch it found: `{me} run --fault upgrade-latest-call` \
+                 (`{me} faults` lists the others)"
+            );
+        }
     }
     if let Some(path) = &args.json {
         let fault_names: Vec<&str> = faults.iter().map(|f| f.name()).collect();

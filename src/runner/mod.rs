@@ -84,8 +84,14 @@ impl CheckReport {
             .map(|(a, _)| *a)
             .collect();
         if !never.is_empty() {
+            // Advice the user can follow: a probe needs a second patient.
+            let advice = if never.contains(&"probe") && self.config.limits.patients_max < 2 {
+                "raise --patients-max to 2 or more (a probe needs a second patient)"
+            } else {
+                "raise --cases or --steps-max"
+            };
             return Verdict::Unknown(format!(
-                "too little of the model was exercised: never ran {}; raise --cases or --steps-max",
+                "too little of the model was exercised: never ran {}; {advice}",
                 never.join(", ")
             ));
         }
