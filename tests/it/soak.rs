@@ -305,3 +305,30 @@ fn a_bug_found_many_times_is_one_distinct_finding_with_a_count() {
         );
     }
 }
+
+/// Goal: the soak's memory follows its live patients, not its length
+/// (issue 11 item 7). Method: a clean soak of 8 patients living 10 steps each
+/// over 3,000 operations, forgetting retired patients' recordings at once:
+/// the recording ids still held at the end are at most the live patients'
+/// (8 × 10), while far more were created.
+#[test]
+fn a_soak_forgets_retired_patients_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SoakConfig {
+        steps_per_patient_max: 10,
+        forget_after: Duration::ZERO,
+        ..bounded(dir.path(), 8, 3_000)
+    };
+    let outcome = run(&[], &config);
+    assert_eq!(outcome.violations, 0);
+    assert!(
+        outcome.recordings_held <= 8 * 10,
+        "{} recording ids held",
+        outcome.recordings_held
+    );
+    assert!(
+        outcome.recordings_created > 4 * 8 * 10,
+        "only {} recordings created",
+        outcome.recordings_created
+    );
+}

@@ -71,6 +71,9 @@ pub struct SoakConfig {
     pub scenarios_max: usize,
     /// Most findings kept in memory for the report (the journal keeps all).
     pub findings_kept_max: usize,
+    /// How long after its owner retired a recording's id is kept (longer
+    /// than any step in flight); then it leaves memory.
+    pub forget_after: Duration,
 }
 
 impl Default for SoakConfig {
@@ -86,6 +89,7 @@ impl Default for SoakConfig {
             steps_per_patient_max: 40,
             scenarios_max: 10,
             findings_kept_max: 200,
+            forget_after: Duration::from_secs(60),
         }
     }
 }
@@ -215,6 +219,11 @@ pub struct SoakOutcome {
     pub findings: Vec<FindingRecord>,
     /// Every distinct finding with its count, most frequent first.
     pub distinct: Vec<DistinctFinding>,
+    /// Recordings created over the whole soak.
+    pub recordings_created: u64,
+    /// Recording ids still held at the end: about the live patients' own,
+    /// not the run's total (retired patients' are forgotten).
+    pub recordings_held: usize,
     /// The journal file.
     pub journal: PathBuf,
     /// Peak resident memory of this process in KiB (Linux `VmHWM`; includes
@@ -292,9 +301,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Owned {
     owner: PatientId,
     erased: bool,
-    /// Its owner's life is over: nobody probes it any more, and once every
-    /// older recording is retired too, it leaves memory.
+    /// Its owner's life is over: nobody chooses it for a probe any more.
     retired: bool,
+    /// Its id has left the book; once every older recording's has too, it
+    /// leaves memory.
+    forgotten: bool,
 }
 
 /// The recordings of a soak by alias, oldest first; retired ones at the
@@ -365,6 +376,8 @@ struct Shared {
     book: RecordingBook,
     aliases: Aliases,
     owners: Mutex<Owners>,
+    /// Retired patients' recordings waiting `config.forget_after` to be forgotten.
+    graveyard: Mutex<std::collections::VecDeque<(Instant, Vec<RecordingId>)>>,
     next_patient: AtomicU32,
     start: Instant,
     stop: AtomicBool,
@@ -392,6 +405,7 @@ impl Shared {
             owner,
             erased: false,
             retired: false,
+            forgotten: false,
         });
         let len = u32::try_from(owners.list.len()).unwrap_or(u32::MAX);
         RecordingId(owners.base.saturating_add(len))
@@ -401,19 +415,47 @@ impl Shared {
         lock(&self.owners).get(recording).copied()
     }
 
-    /// A patient's life is over: its recordings are no longer probed, the
-    /// book forgets their ids (a later sighting by anyone else is a phantom,
-    /// still an ownership violation), and retired recordings at the front
-    /// leave memory.
+    /// A patient's life is over: its recordings are no longer chosen for
+    /// probes at once, and after `config.forget_after` (longer than any step in
+    /// flight, which may have chosen one just before) the book forgets their
+    /// ids (a later sighting by anyone else is a phantom, still an ownership
+    /// violation) and retired recordings at the front leave memory.
     fn retire(&self, recordings: &[RecordingId]) {
-        self.book.forget(recordings);
-        let mut owners = lock(&self.owners);
-        for recording in recordings {
-            if let Some(owned) = owners.get_mut(*recording) {
-                owned.retired = true;
+        {
+            let mut owners = lock(&self.owners);
+            for recording in recordings {
+                if let Some(owned) = owners.get_mut(*recording) {
+                    owned.retired = true;
+                }
             }
         }
-        while owners.list.front().is_some_and(|o| o.retired) {
+        let due: Vec<Vec<RecordingId>> = {
+            let mut graveyard = lock(&self.graveyard);
+            graveyard.push_back((Instant::now(), recordings.to_vec()));
+            let mut due = Vec::new();
+            while graveyard
+                .front()
+                .is_some_and(|(at, _)| at.elapsed() >= self.config.forget_after)
+            {
+                if let Some((_, batch)) = graveyard.pop_front() {
+                    due.push(batch);
+                }
+            }
+            due
+        };
+        if due.is_empty() {
+            return;
+        }
+        let mut owners = lock(&self.owners);
+        for batch in &due {
+            self.book.forget(batch);
+            for recording in batch {
+                if let Some(owned) = owners.get_mut(*recording) {
+                    owned.forgotten = true;
+                }
+            }
+        }
+        while owners.list.front().is_some_and(|o| o.forgotten) {
             owners.list.pop_front();
             owners.base += 1;
         }
@@ -784,6 +826,7 @@ pub async fn soak(
         book: RecordingBook::new(),
         aliases: Aliases::default(),
         owners: Mutex::new(Owners::default()),
+        graveyard: Mutex::new(std::collections::VecDeque::new()),
         next_patient: AtomicU32::new(config.patients.max(1) + 1),
         start: Instant::now(),
         stop: AtomicBool::new(false),
@@ -948,6 +991,11 @@ pub async fn soak(
             distinct
         },
         journal: journal_path,
+        recordings_created: {
+            let owners = lock(&shared.owners);
+            u64::from(owners.base) + owners.list.len() as u64
+        },
+        recordings_held: shared.book.len(),
         peak_rss_kib: peak_rss_kib(),
     };
     let mut journal = shared
@@ -1084,6 +1132,12 @@ async fn live_recording(
             event.ok = accepted;
         }
         let before = shared.view(&walker.state, &step, &observation);
+        if !before.precondition(&step) {
+            // Only a probe whose recording was forgotten while the step was
+            // in flight (a process stalled past `forget_after`) lands here:
+            // there is nothing left to judge it against.
+            continue;
+        }
         let after = before.clone().apply(&step);
         let judgement = oracle::check(
             &shared.canaries,
