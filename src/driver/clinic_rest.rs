@@ -476,9 +476,10 @@ pub const CLEAN_UP_TIME_MAX: std::time::Duration = std::time::Duration::from_sec
 impl ClinicRest {
     /// Send a clean-up request; 4xx (already ended, not yours) is fine, a
     /// 5xx or no answer means the service could not be cleaned.
-    async fn clean_up_send(&self, request: Request<'_>) -> Result<(), TargetError> {
-        self.send("clean up", request, BodyKind::Json).await?;
-        Ok(())
+    /// Whether the service accepted it (2xx).
+    async fn clean_up_send(&self, request: Request<'_>) -> Result<bool, TargetError> {
+        let (status, _) = self.send("clean up", request, BodyKind::Json).await?;
+        Ok((200..300).contains(&status))
     }
 
     async fn clean_up_unbounded(&self) -> Result<(), TargetError> {
@@ -491,7 +492,8 @@ impl ClinicRest {
                 continue;
             };
             let path = format!("/v1/calls/{}/end", encode_path_segment(action, id)?);
-            self.clean_up_send(Request::new(Method::POST, path, Some(token)))
+            let _ended = self
+                .clean_up_send(Request::new(Method::POST, path, Some(token)))
                 .await?;
         }
         // Then only the recordings this driver saw created for its own
@@ -506,14 +508,22 @@ impl ClinicRest {
                 ),
             });
         }
-        for (patient, recording) in &self.created {
-            let Some(token) = self.tokens.get(patient) else {
-                continue;
-            };
+        let mut patients: Vec<&PatientId> = self.tokens.keys().collect();
+        patients.sort();
+        for (creator, recording) in &self.created {
             let id = self.recordings.id(action, *recording)?;
             let path = format!("/v1/recordings/{}", encode_path_segment(action, &id)?);
-            self.clean_up_send(Request::new(Method::DELETE, path, Some(token)))
-                .await?;
+            // The creator first; a fault may have given the recording to
+            // another of this case's patients, whose token then erases it.
+            let tokens = std::iter::once(creator)
+                .chain(patients.iter().copied().filter(|p| *p != creator))
+                .filter_map(|p| self.tokens.get(p));
+            for token in tokens {
+                let request = Request::new(Method::DELETE, path.clone(), Some(token));
+                if self.clean_up_send(request).await? {
+                    break;
+                }
+            }
         }
         Ok(())
     }
@@ -523,7 +533,8 @@ impl Driver for ClinicRest {
     /// The clean-up rule (every driver must keep it): end the calls this
     /// driver started, then `DELETE` exactly the recordings whose creating
     /// response (start-call or upgrade) this driver received, each with the
-    /// token of the patient who created it, at most
+    /// token of the patient who created it (then, if refused, with this
+    /// case's other patients' tokens), never an id only a listing showed; at most
     /// [`CLEAN_UP_RECORDINGS_MAX`] of them and within [`CLEAN_UP_TIME_MAX`];
     /// past either bound the case is a target failure. Ids are
     /// percent-encoded; a 4xx answer is fine (already erased).

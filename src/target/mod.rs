@@ -10,7 +10,8 @@
 //! **Isolation without restarts.** A shared target (containers, URL) serves
 //! every case of a run. Each case registers fresh patients and, when it ends,
 //! cleans up after itself through the driver ([`crate::driver::Driver::clean_up`]):
-//! ends its calls and erases every recording its patients can see, so what an
+//! ends its calls and erases the recordings it saw created (never an id a
+//! listing showed: a leaky service lists other users' recordings), so what an
 //! earlier case left cannot show up in a later case's observations. For the
 //! reference clinic with any one fault planted that is sufficient (its views
 //! are per patient or skip erased recordings, its lists are ordered by
