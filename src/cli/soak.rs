@@ -127,6 +127,12 @@ impl Drop for SoakBar {
     }
 }
 
+/// Replays of each finding's scenario that measure its reproduction rate.
+const REPRODUCTION_REPEATS: u32 = 10;
+
+/// Distinct findings (the most frequent) whose scenarios are measured.
+const REPRODUCTION_SCENARIOS_MAX: usize = 5;
+
 /// The slowest `--rate`: one operation every 1000 seconds.
 const RATE_MIN: f64 = 0.001;
 
@@ -200,12 +206,42 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         };
         rt.block_on(soaking::soak(&target, &config, &mut bar, interrupt))
     };
+    let mut outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            rt.block_on(target.shutdown());
+            return Err(match e {
+                soaking::SoakError::Io { .. } => usage(e.to_string()),
+                soaking::SoakError::Target(_) => unknown(e.to_string()),
+            });
+        }
+    };
+    // How often each distinct finding's scenario reproduces, measured on the
+    // same target before it goes: the report states the rate, so a FLAKY
+    // replay is expected, not a surprise. Skipped after an interrupt.
+    if !outcome.interrupted {
+        for d in outcome.distinct.iter_mut().take(REPRODUCTION_SCENARIOS_MAX) {
+            let Some(scenario) = d
+                .scenario
+                .as_ref()
+                .and_then(|path| crate::scenario::Scenario::read(path).ok())
+            else {
+                continue;
+            };
+            let stop = interrupted();
+            let replay = crate::runner::replay(&target, &scenario, REPRODUCTION_REPEATS);
+            let report = rt.block_on(async {
+                tokio::select! {
+                    report = replay => Some(report),
+                    () = stop => None,
+                }
+            });
+            let Some(report) = report else { break };
+            d.reproduced = Some((report.reproducing(scenario.expect), report.decided()));
+        }
+    }
     rt.block_on(target.shutdown());
     drop(rt);
-    let outcome = outcome.map_err(|e| match e {
-        soaking::SoakError::Io { .. } => usage(e.to_string()),
-        soaking::SoakError::Target(_) => unknown(e.to_string()),
-    })?;
     let written = crate::report::soak::write(&outcome, &config.report_dir).map_err(|e| {
         usage(format!(
             "cannot write the report into {}: {e}",
@@ -234,10 +270,14 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
     for d in outcome.distinct.iter().take(10) {
         outln!("finding: {}× {}: {}", d.count, d.signature, d.first);
         if let Some(path) = &d.scenario {
+            let rate = d
+                .reproduced
+                .map(|(n, of)| format!("; reproduced {n}/{of} on replay"))
+                .unwrap_or_default();
             outln!(
-                "  scenario: {} (replay: chaperone replay {} --repeat 20)",
+                "  scenario: {} (replay: {}{rate})",
                 path.display(),
-                path.display()
+                super::common::replay_command(&path.display().to_string(), &spec) + " --repeat 20"
             );
         }
     }

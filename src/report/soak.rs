@@ -126,6 +126,7 @@ pub fn to_json(o: &SoakOutcome) -> Value {
             "count": d.count,
             "first": d.first,
             "first_at_ms": d.first_at_ms,
+            "reproduced": d.reproduced.map(|(n, of)| json!({ "runs": of, "reproducing": n })),
             "scenario": d.scenario.as_ref().map(|p| p.display().to_string()),
         })).collect::<Vec<_>>(),
         "findings": o.findings.iter().map(|f| json!({
@@ -234,19 +235,21 @@ fn markdown(o: &SoakOutcome, dir: &Path) -> String {
     if !o.distinct.is_empty() {
         let _ = writeln!(
             md,
-            "{} distinct finding(s) (by clause, kind and action):\n\n| count | finding | first | scenario |\n| ---: | --- | --- | --- |",
+            "{} distinct finding(s) (by clause, kind and action):\n\n| count | finding | first | scenario | reproduced on replay |\n| ---: | --- | --- | --- | --- |",
             o.distinct.len()
         );
         for d in &o.distinct {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 d.count,
                 d.signature,
                 d.first.replace('|', "\\|"),
                 d.scenario
                     .as_ref()
-                    .map_or("—".to_string(), |p| format!("`{}`", relative(p, dir)))
+                    .map_or("—".to_string(), |p| format!("`{}`", relative(p, dir))),
+                d.reproduced
+                    .map_or("not measured".to_string(), |(n, of)| format!("{n}/{of}"))
             );
         }
         let _ = writeln!(md);
@@ -542,7 +545,11 @@ pub fn junit(o: &SoakOutcome) -> Result<String, quick_junit::SerializeError> {
     suite.add_test_case(TestCase::new("coverage", coverage));
     for d in &o.distinct {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-        status.set_message(format!("{}× {}: {}", d.count, d.signature, d.first));
+        let rate = d
+            .reproduced
+            .map(|(n, of)| format!(" (scenario reproduced {n}/{of} on replay)"))
+            .unwrap_or_default();
+        status.set_message(format!("{}× {}: {}{rate}", d.count, d.signature, d.first));
         suite.add_test_case(TestCase::new(format!("finding.{}", d.signature), status));
     }
     let health = if o.errors > 0 {

@@ -332,3 +332,35 @@ fn a_soak_forgets_retired_patients_recordings() {
         outcome.recordings_created
     );
 }
+
+/// Goal: a soak states how often each finding's scenario reproduces (issue
+/// 11 item 9). Method: a CLI soak against `recording-idor`; its summary and
+/// `report.md` give a measured `reproduced n/N` for the scenario.
+#[test]
+fn a_soak_measures_how_often_its_scenarios_reproduce() {
+    let dir = tempfile::tempdir().unwrap();
+    let report_dir = dir.path().join("report");
+    let out = Command::new(env!("CARGO_BIN_EXE_chaperone"))
+        .args([
+            "soak",
+            "--fault",
+            "recording-idor",
+            "--patients",
+            "8",
+            "--ops-max",
+            "1500",
+            "--seed",
+            "1",
+            "--quiet",
+            "--report",
+        ])
+        .arg(&report_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(" on replay"), "{text}");
+    assert!(text.contains("; reproduced "), "{text}");
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    assert!(md.contains("| reproduced on replay |"), "{md}");
+}

@@ -159,6 +159,9 @@ pub struct DistinctFinding {
     pub first_at_ms: u64,
     /// The first scenario file written for this signature, if any.
     pub scenario: Option<PathBuf>,
+    /// How many of the replays of `scenario` reproduced it, out of how many
+    /// reached a verdict (measured after the soak, on the same target).
+    pub reproduced: Option<(usize, usize)>,
 }
 
 /// Latency percentiles of one action, in milliseconds.
@@ -597,6 +600,7 @@ impl Shared {
                 first: text.clone(),
                 first_at_ms: at_ms,
                 scenario: None,
+                reproduced: None,
             });
         entry.count += 1;
         if entry.scenario.is_none() {
