@@ -45,6 +45,10 @@ pub(super) struct SoakArgs {
     /// No progress bar: one status line every 10 seconds (for CI logs).
     #[arg(long)]
     quiet: bool,
+    /// Accept a service on which patients never see their own finished
+    /// recordings (a pass with completeness warnings instead of unknown).
+    #[arg(long)]
+    accept_incomplete: bool,
 }
 
 /// Live soak progress: an indicatif bar on a terminal, otherwise (or with
@@ -168,6 +172,7 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         mix: args.mix,
         report_dir: args.report.clone(),
         steps_per_patient_max: args.steps_per_patient_max as usize,
+        accept_incomplete: args.accept_incomplete,
         ..SoakConfig::default()
     };
     outln!(

@@ -79,7 +79,7 @@ impl CaseRun {
 
 /// How many of the recordings `observation` showed are the step's patient's
 /// own finished ones, by the model after the step.
-fn own_finished_seen(after: &State, step: &Step, observation: &Observation) -> u64 {
+pub(crate) fn own_finished_seen(after: &State, step: &Step, observation: &Observation) -> u64 {
     if !matches!(step, Step::ViewHistory { .. } | Step::Play { .. }) || !observation.is_success() {
         return 0;
     }

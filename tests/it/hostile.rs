@@ -370,3 +370,41 @@ fn a_second_interrupt_exits_at_once() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("interrupted again: exiting at once"), "{err}");
 }
+
+/// Goal: a soak of a service that shows nothing cannot pass either (issue 11
+/// item 4). Method: history always empty, playback always 404: unknown with
+/// the reason; `--accept-incomplete` accepts it.
+#[test]
+fn a_blind_service_under_soak_is_unknown_unless_accepted() {
+    let hostile = Hostile::start(Misbehaviour::Blind);
+    let dir = tempfile::tempdir().unwrap();
+    let soak = |report: &str, extra: &[&str]| {
+        let report = dir.path().join(report);
+        let mut args = vec![
+            "soak",
+            "--target",
+            &hostile.url,
+            "--patients",
+            "8",
+            "--ops-max",
+            "2000",
+            "--seed",
+            "1",
+            "--quiet",
+            "--report",
+            report.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        chaperone_watched(&args, Duration::from_secs(120))
+    };
+    let run = soak("plain", &[]);
+    assert_eq!(run.code(), Some(3), "{}", run.text());
+    assert!(
+        run.text()
+            .contains("patients never saw their own finished recordings"),
+        "{}",
+        run.text()
+    );
+    let accepted = soak("accepted", &["--accept-incomplete"]);
+    assert_eq!(accepted.code(), Some(0), "{}", accepted.text());
+}

@@ -74,6 +74,9 @@ pub struct SoakConfig {
     /// How long after its owner retired a recording's id is kept (longer
     /// than any step in flight); then it leaves memory.
     pub forget_after: Duration,
+    /// Accept a service on which patients never see their own finished
+    /// recordings (a pass with completeness warnings instead of unknown).
+    pub accept_incomplete: bool,
 }
 
 impl Default for SoakConfig {
@@ -90,6 +93,7 @@ impl Default for SoakConfig {
             scenarios_max: 10,
             findings_kept_max: 200,
             forget_after: Duration::from_secs(60),
+            accept_incomplete: false,
         }
     }
 }
@@ -222,6 +226,8 @@ pub struct SoakOutcome {
     pub findings: Vec<FindingRecord>,
     /// Every distinct finding with its count, most frequent first.
     pub distinct: Vec<DistinctFinding>,
+    /// How often a patient was shown one of its own finished recordings.
+    pub own_seen: u64,
     /// Recordings created over the whole soak.
     pub recordings_created: u64,
     /// Recording ids still held at the end: about the live patients' own,
@@ -266,6 +272,13 @@ impl SoakOutcome {
             return Verdict::Unknown(format!(
                 "too little of the model was exercised: never ran {}; raise --duration, --ops-max or --patients",
                 never.join(", ")
+            ));
+        }
+        if self.own_seen == 0 && self.warnings > 0 && !self.config.accept_incomplete {
+            return Verdict::Unknown(format!(
+                "patients never saw their own finished recordings ({} completeness warnings): the service shows too \
+                 little to judge; pass --accept-incomplete to accept it",
+                self.warnings
             ));
         }
         if self.upgrade_then_history == 0 {
@@ -358,6 +371,7 @@ struct Stats {
     coverage: [u64; ACTIONS.len()],
     upgrade_then_history: u64,
     warnings: u64,
+    own_seen: u64,
     by_clause: BTreeMap<Clause, u64>,
     first_errors: Vec<String>,
     throughput: Vec<(f64, f64)>,
@@ -849,6 +863,7 @@ pub async fn soak(
             coverage: [0; ACTIONS.len()],
             upgrade_then_history: 0,
             warnings: 0,
+            own_seen: 0,
             by_clause: BTreeMap::new(),
             first_errors: Vec::new(),
             throughput: Vec::new(),
@@ -1000,6 +1015,7 @@ pub async fn soak(
             u64::from(owners.base) + owners.list.len() as u64
         },
         recordings_held: shared.book.len(),
+        own_seen: stats.own_seen,
         peak_rss_kib: peak_rss_kib(),
     };
     let mut journal = shared
@@ -1177,6 +1193,7 @@ async fn live_recording(
         {
             let mut stats = lock(&shared.stats);
             stats.warnings += judgement.warnings.len() as u64;
+            stats.own_seen += super::execute::own_finished_seen(&after, &step, &observation);
             if accepted {
                 stats.coverage[step.action_index()] += 1;
                 if matches!(step, Step::ViewHistory { .. }) && walker.upgraded_unviewed {
