@@ -39,6 +39,22 @@ use crate::model::{self, Step};
 use crate::oracle::Clause;
 use crate::target::TargetSpec;
 
+/// Largest scenario file read, in bytes.
+pub const SCENARIO_FILE_MAX: u64 = 1 << 20;
+
+/// Read a UTF-8 text file of at most `max` bytes (a larger one, or an endless
+/// one such as `/dev/zero`, is an error after reading `max + 1` bytes).
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
+}
+
 /// The file format version this build reads and writes.
 pub const FORMAT: u32 = 1;
 
@@ -58,6 +74,9 @@ pub struct Scenario {
     pub description: Option<String>,
     /// The target it was found against.
     pub target: TargetSpec,
+    /// The name of the binding it was found through (`clinic` when the file
+    /// names none). It replays through any binding of the same service.
+    pub binding: String,
     /// The clinic faults it was found with (empty for a clean clinic).
     pub faults: FaultSet,
     /// The seed of the run that found it, if a run did.
@@ -89,6 +108,7 @@ struct Raw {
     format: Spanned<u32>,
     description: Option<String>,
     target: Spanned<String>,
+    binding: Option<String>,
     #[serde(default)]
     faults: Vec<Spanned<String>>,
     seed: Option<u64>,
@@ -123,7 +143,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 impl Scenario {
     /// Read and validate a scenario file.
     pub fn read(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        let text = read_bounded(path, SCENARIO_FILE_MAX).map_err(|e| ScenarioError {
             path: path.to_path_buf(),
             line: 0,
             message: format!("cannot read the scenario file: {e}"),
@@ -144,7 +164,7 @@ impl Scenario {
             error(
                 offset,
                 format!(
-                    "{message} (expected keys: format, description, target, faults, seed, expect, clause, steps)"
+                    "{message} (expected keys: format, description, target, binding, faults, seed, expect, clause, steps)"
                 ),
             )
         })?;
@@ -219,7 +239,9 @@ impl Scenario {
                 "`steps` is empty; expected at least one step".into(),
             ));
         }
-        if let Some(i) = model::first_invalid_grouped(model::limits_for(&steps), &steps, &groups) {
+        let caps = model::caps_for(&steps);
+        if let Some(i) = model::first_invalid_grouped(model::limits_for(caps, &steps), &steps, &groups)
+        {
             let line = &raw.steps.get_ref()[line_of_step[i]];
             let together = if groups.is_empty() {
                 ""
@@ -239,6 +261,7 @@ impl Scenario {
         Ok(Scenario {
             description: raw.description,
             target,
+            binding: raw.binding.unwrap_or_else(|| "clinic".to_string()),
             faults,
             seed: raw.seed,
             expect,
@@ -279,6 +302,7 @@ impl Scenario {
             let _ = writeln!(out, "description = {}", quote(description));
         }
         let _ = writeln!(out, "target = {}", quote(&self.target.to_string()));
+        let _ = writeln!(out, "binding = {}", quote(&self.binding));
         let faults: Vec<String> = self.faults.iter().map(|f| quote(f.name())).collect();
         let _ = writeln!(out, "faults = [{}]", faults.join(", "));
         if let Some(seed) = self.seed {

@@ -28,6 +28,10 @@ pub struct BindingFile {
     /// One line on what this is.
     #[serde(default)]
     pub description: Option<String>,
+    /// A path that answers 200 when the service is up (`/healthz`),
+    /// checked before any case; none: no check.
+    #[serde(default)]
+    pub health: Option<String>,
     /// Headers sent with every request (templates).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]

@@ -1,6 +1,7 @@
 //! The driver: the only code that speaks to the service.
 //!
-//! A [`Driver`] turns one model [`Step`] into requests and the responses into
+//! A [`Driver`] turns one model [`Step`] into requests (the generic
+//! [`BindingDriver`] interprets any service's binding) and the responses into
 //! an [`Observation`]. It records, it never judges: whether an observation is
 //! a leak is the oracle's business.
 //!
@@ -10,9 +11,13 @@
 //! ([`Seen::Unknown`]). Raw bodies travel inside observations so the content
 //! oracle can scan them, and are never printed or written anywhere.
 
-pub mod clinic_rest;
+pub mod binding;
+pub mod book;
+pub mod transport;
 
-pub use clinic_rest::{ClinicRest, RecordingBook};
+pub use binding::{BindingDriver, encode_component};
+pub use book::RecordingBook;
+pub use transport::{Transport, health, http_client};
 
 use std::future::Future;
 

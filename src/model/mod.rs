@@ -181,6 +181,69 @@ pub fn renumber(steps: &[Step]) -> Vec<Step> {
         .collect()
 }
 
+/// The capabilities a scenario's steps use: every action, and each view it
+/// names, shaped as the steps use it. A scenario is read before it is known
+/// which binding it will replay through; [`first_outside`] then checks it
+/// against the binding's own capabilities.
+pub fn caps_for(steps: &[Step]) -> Capabilities {
+    let mut caps = Capabilities::none();
+    for action in Action::ALL {
+        caps = caps.with(action);
+    }
+    let mut views: Vec<ViewSpec> = Vec::new();
+    for step in steps {
+        if let Step::View { view, of, subject, .. } = step {
+            let scope = of.map(|of| match of {
+                Scoped::Appointment(_) => Scope::Appointment,
+                Scoped::Call(_) => Scope::Call,
+            });
+            match views.iter_mut().find(|v| v.name == *view) {
+                Some(spec) => spec.tamperable |= subject.is_some(),
+                None => views.push(ViewSpec {
+                    name: *view,
+                    scope,
+                    paged: true,
+                    order: Order::Any,
+                    tamperable: subject.is_some(),
+                }),
+            }
+        }
+    }
+    for view in views {
+        // A step naming a view with another shape than its first use fails
+        // the validity check instead; more than VIEWS_MAX views likewise.
+        if let Ok(more) = caps.with_view(view) {
+            caps = more;
+        }
+    }
+    caps
+}
+
+/// The first step a service with `caps` cannot perform (an action or view
+/// its binding lacks, or a view used in another shape), if any.
+pub fn first_outside(caps: Capabilities, steps: &[Step]) -> Option<usize> {
+    steps.iter().position(|step| {
+        if let Some(action) = step.capability()
+            && !caps.has(action)
+        {
+            return true;
+        }
+        match step {
+            Step::View { view, of, subject, .. } => match caps.view(*view) {
+                None => true,
+                Some(spec) => {
+                    let scope = of.map(|of| match of {
+                        Scoped::Appointment(_) => Scope::Appointment,
+                        Scoped::Call(_) => Scope::Call,
+                    });
+                    spec.scope != scope || (subject.is_some() && !spec.tamperable)
+                }
+            },
+            _ => false,
+        }
+    })
+}
+
 /// The limits that let a given scenario replay against a service with
 /// `caps`: enough patients for its aliases, enough pages for its views.
 pub fn limits_for(caps: Capabilities, steps: &[Step]) -> Limits {

@@ -329,12 +329,18 @@ impl Shrinker<'_> {
                     call,
                     chunk: 1,
                 },
-                Step::ViewHistory {
+                Step::View {
                     patient,
+                    view,
+                    of,
+                    subject,
                     page,
                     per_page,
-                } if (page, per_page) != (1, 10) => Step::ViewHistory {
+                } if (page, per_page) != (1, 10) => Step::View {
                     patient,
+                    view,
+                    of,
+                    subject,
                     page: 1,
                     per_page: 10,
                 },

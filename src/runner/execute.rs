@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::collections::HashMap;
 
-use crate::driver::{ClinicRest, Driver, Observation, RecordingBook, Seen, TargetError};
+use crate::driver::{BindingDriver, Driver, Observation, RecordingBook, Seen, TargetError};
 use crate::model::PatientId;
 use crate::model::{ACTIONS, Limits, State, Step};
 use crate::oracle::{self, Canaries, Violation};
@@ -159,7 +159,7 @@ pub async fn execute_grouped(
     groups: &[usize],
 ) -> CaseRun {
     let book = RecordingBook::new();
-    let mut drivers: HashMap<PatientId, ClinicRest> = HashMap::new();
+    let mut drivers: HashMap<PatientId, BindingDriver> = HashMap::new();
     let mut state = State::new(limits);
     let mut run = CaseRun {
         end: CaseEnd::Passed,
@@ -175,7 +175,7 @@ pub async fn execute_grouped(
     let mut start = 0;
     for size in sizes {
         let group = &steps[start..start + size];
-        let mut taken: Vec<(usize, &Step, ClinicRest)> = group
+        let mut taken: Vec<(usize, &Step, BindingDriver)> = group
             .iter()
             .enumerate()
             .map(|(i, step)| {

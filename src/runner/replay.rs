@@ -102,7 +102,7 @@ fn is_unknown(run: &CaseRun) -> bool {
 /// Replay `scenario` against `target` `repeat` times (at least once). A run
 /// whose target fails stops the repeats: later ones would fail the same way.
 pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> ReplayReport {
-    let limits = model::limits_for(&scenario.steps);
+    let limits = model::limits_for(target.binding().caps, &scenario.steps);
     let mut runs = Vec::new();
     for _ in 0..repeat.max(1) {
         let run = if scenario.is_concurrent() {

@@ -235,7 +235,7 @@ impl Environment {
         images: &[(String, String)],
         network: &str,
     ) -> Result<(), StartError> {
-        let client = crate::driver::clinic_rest::http_client();
+        let client = crate::driver::http_client();
         let timeout = start_timeout();
         let mut hosts: Vec<(String, IpAddr)> = Vec::new();
         for (service, (image, tag)) in file.services.iter().zip(images) {

@@ -38,7 +38,8 @@ use std::sync::{Arc, Mutex};
 use clinic::FaultSet;
 use tokio::sync::OnceCell;
 
-use crate::driver::{ClinicRest, RecordingBook, TargetError, clinic_rest};
+use crate::binding::Binding;
+use crate::driver::{BindingDriver, RecordingBook, TargetError, Transport, health, http_client};
 use crate::model::payload::CaseTag;
 pub use containers::{Environment, StartError};
 pub use services::{ServicesError, ServicesFile};
@@ -135,6 +136,7 @@ pub struct Target {
     spec: TargetSpec,
     faults: FaultSet,
     client: reqwest::Client,
+    binding: Arc<Binding>,
     started: Arc<OnceCell<Started>>,
     /// Tags for cases on a shared service: random per process, then counting,
     /// so no two cases (of this run or another) send the same canaries.
@@ -180,6 +182,7 @@ pub struct CaseTarget {
     base: String,
     tag: CaseTag,
     client: reqwest::Client,
+    binding: Arc<Binding>,
     embedded: Option<clinic::RunningClinic>,
     shared: bool,
 }
@@ -194,10 +197,22 @@ impl Target {
         Target {
             spec,
             faults,
-            client: clinic_rest::http_client(),
+            client: http_client(),
+            binding: Arc::new(Binding::clinic()),
             started: Arc::new(OnceCell::new()),
             next_tag: Arc::new(AtomicU32::new(hasher.finish() as u32)),
         }
+    }
+
+    /// The same target driven through `binding` (default: the clinic's `/v1`).
+    pub fn with_binding(mut self, binding: Arc<Binding>) -> Target {
+        self.binding = binding;
+        self
+    }
+
+    /// The binding the target is driven through.
+    pub fn binding(&self) -> &Arc<Binding> {
+        &self.binding
     }
 
     /// The spec this target was made from.
@@ -215,10 +230,10 @@ impl Target {
     pub async fn ready(&self) -> Result<(), ReadyError> {
         match &self.spec {
             TargetSpec::Embedded => Ok(()),
-            TargetSpec::Url(url) => Ok(clinic_rest::health(&self.client, url).await?),
+            TargetSpec::Url(url) => Ok(self.health(url).await?),
             TargetSpec::Containers(_) => {
                 let url = self.containers().await?.api_url.clone();
-                Ok(clinic_rest::health(&self.client, &url).await?)
+                Ok(self.health(&url).await?)
             }
         }
     }
@@ -233,6 +248,14 @@ impl Target {
                 what: e.to_string(),
             },
         })
+    }
+
+    /// The binding's health check, if it declares one.
+    async fn health(&self, base: &str) -> Result<(), TargetError> {
+        match &self.binding.health {
+            Some(path) => health(&self.client, base, path).await,
+            None => Ok(()),
+        }
     }
 
     async fn containers(&self) -> Result<&Started, StartError> {
@@ -299,6 +322,7 @@ impl Target {
                     // A fresh clinic per case: nothing of another case is there.
                     tag: CaseTag::default(),
                     client: self.client.clone(),
+                    binding: self.binding.clone(),
                     embedded: Some(running),
                     shared: false,
                 })
@@ -307,6 +331,7 @@ impl Target {
                 base: url.clone(),
                 tag: self.fresh_tag(),
                 client: self.client.clone(),
+                binding: self.binding.clone(),
                 embedded: None,
                 shared: true,
             }),
@@ -319,6 +344,7 @@ impl Target {
                     base: started.api_url.clone(),
                     tag: self.fresh_tag(),
                     client: self.client.clone(),
+                    binding: self.binding.clone(),
                     embedded: None,
                     shared: true,
                 })
@@ -329,13 +355,18 @@ impl Target {
 
 impl CaseTarget {
     /// A fresh driver (no sessions) for this case's service.
-    pub fn driver(&self) -> ClinicRest {
-        ClinicRest::new(self.client.clone(), self.base.clone()).with_tag(self.tag)
+    pub fn driver(&self) -> BindingDriver {
+        self.driver_sharing(RecordingBook::new())
     }
 
     /// The tag that makes this case's canaries its own.
     pub fn tag(&self) -> CaseTag {
         self.tag
+    }
+
+    /// The binding this case is driven through.
+    pub fn binding(&self) -> &Arc<Binding> {
+        &self.binding
     }
 
     /// Whether other cases share this service (so the case must clean up after itself).
@@ -345,8 +376,12 @@ impl CaseTarget {
 
     /// A fresh driver (no sessions) that learns and names recordings in a
     /// shared `book`: concurrent patients each get one (soak, grouped replay).
-    pub fn driver_sharing(&self, book: RecordingBook) -> ClinicRest {
-        ClinicRest::sharing(self.client.clone(), self.base.clone(), book).with_tag(self.tag)
+    pub fn driver_sharing(&self, book: RecordingBook) -> BindingDriver {
+        let transport = Transport::Http {
+            client: self.client.clone(),
+            base: self.base.clone(),
+        };
+        BindingDriver::new(self.binding.clone(), transport, book).with_tag(self.tag)
     }
 
     /// Stop an embedded clinic and wait for it; a no-op for a shared target.

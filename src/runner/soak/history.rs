@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{self, Limits, PatientId, RecordingId, State, Step};
+use crate::model::{self, Limits, PatientId, RecordingId, State, Step, ViewName};
 
 // Two involved patients (the usual case: the observer and the owner of what
 // leaked) are aligned optimally; more are grouped greedily.
@@ -79,7 +79,7 @@ pub struct Built {
 fn read_only(step: &Step) -> bool {
     matches!(
         step,
-        Step::ViewHistory { .. } | Step::Play { .. } | Step::Probe { .. }
+        Step::View { .. } | Step::Play { .. } | Step::Probe { .. }
     )
 }
 
@@ -93,6 +93,7 @@ fn limits() -> Limits {
     Limits {
         patients_max: u32::MAX,
         history_pages_max: u8::MAX,
+        caps: crate::model::caps_for(&[]),
     }
 }
 
@@ -312,12 +313,28 @@ pub fn build(
     // a race can put the recording in either patient's list, and the replay
     // should see it whichever way the scheduler runs it this time.
     let after = observed.answered_us.max(observed.sent_us);
+    // The view the soak used for whole-list views (the history view by default).
+    let view = events
+        .iter()
+        .find_map(|e| match e.step {
+            Step::View {
+                view,
+                of: None,
+                subject: None,
+                ..
+            } => Some(view),
+            _ => None,
+        })
+        .unwrap_or(ViewName::HISTORY);
     let closing: Vec<Event> = patients
         .iter()
         .filter(|p| **p != observer)
         .map(|p| Event {
-            step: Step::ViewHistory {
+            step: Step::View {
                 patient: *p,
+                view,
+                of: None,
+                subject: None,
                 page: 1,
                 per_page: 100,
             },
@@ -338,7 +355,10 @@ pub fn build(
     } else {
         sizes
     };
-    if model::first_invalid_grouped(model::limits_for(&renumbered), &renumbered, &sizes).is_some() {
+    let caps = model::caps_for(&renumbered);
+    if model::first_invalid_grouped(model::limits_for(caps, &renumbered), &renumbered, &sizes)
+        .is_some()
+    {
         return None;
     }
     let mut history: Vec<String> = groups

@@ -428,6 +428,7 @@ impl Shared {
                 Finding::Served { .. } => "served",
                 Finding::ErasedVisible { .. } => "erased",
                 Finding::Missing { .. } => "missing",
+                Finding::DeadSession { .. } => "dead-session",
             }
         );
         let wants_scenario = {
@@ -881,7 +882,7 @@ async fn patient_slot(shared: &Shared, case: &CaseTarget, slot: usize) {
 /// the failure is already counted).
 async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientId) -> bool {
     let config = &shared.config;
-    let mut walker = Walker::new(patient, config.seed);
+    let mut walker = Walker::new(patient, config.seed, case.binding().caps);
     let mut driver = case.driver_sharing(shared.book.clone());
     for index in 1..=config.steps_per_patient_max {
         if shared.stop.load(Ordering::Relaxed) {
@@ -981,7 +982,7 @@ async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientI
             stats.warnings += judgement.warnings.len() as u64;
             if accepted {
                 stats.coverage[step.action_index()] += 1;
-                if matches!(step, Step::ViewHistory { .. }) && walker.upgraded_unviewed {
+                if matches!(step, Step::View { .. }) && walker.upgraded_unviewed {
                     stats.upgrade_then_history += 1;
                     walker.upgraded_unviewed = false;
                 }
@@ -1008,7 +1009,7 @@ async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientI
         // own state does not hold.
         if !matches!(
             step,
-            Step::Probe { .. } | Step::ViewHistory { .. } | Step::Play { .. }
+            Step::Probe { .. } | Step::View { .. } | Step::Play { .. }
         ) {
             walker.state = walker.state.clone().apply(&step);
         }

@@ -113,21 +113,23 @@ pub struct Walker {
     pub upgraded_unviewed: bool,
 }
 
-/// The limits of a walker's own state: any alias, three history pages.
-fn limits() -> Limits {
+/// The limits of a walker's own state: any alias, three history pages, the
+/// binding's capabilities.
+fn limits(caps: Capabilities) -> Limits {
     Limits {
         patients_max: u32::MAX,
         history_pages_max: 3,
+        caps,
     }
 }
 
 impl Walker {
     /// A patient who has not registered yet; `seed` is the soak's seed.
-    pub fn new(patient: PatientId, seed: u64) -> Walker {
+    pub fn new(patient: PatientId, seed: u64, caps: Capabilities) -> Walker {
         let mixed = seed ^ u64::from(patient.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Walker {
             patient,
-            state: State::new(limits()),
+            state: State::new(limits(caps)),
             rng: ChaCha8Rng::seed_from_u64(mixed),
             slot: 0,
             upgraded_unviewed: false,
@@ -201,6 +203,35 @@ impl Walker {
             (false, false) => w[10],
         };
 
+        // Only what the binding has; a view needs an unscoped view.
+        let caps = self.state.limits.caps;
+        let bound = [
+            None,
+            Some(Action::Book),
+            Some(Action::Cancel),
+            Some(Action::StartCall),
+            Some(Action::Upgrade),
+            Some(Action::SendMedia),
+            Some(Action::EndCall),
+            None,
+            Some(Action::Play),
+            Some(Action::Play),
+            Some(Action::Erase),
+        ];
+        for (option, needs) in options.iter_mut().zip(bound) {
+            if needs.is_some_and(|a| !caps.has(a)) {
+                *option = 0;
+            }
+        }
+        if self.whole_view().is_none() {
+            options[7] = 0;
+            options[9] = 0;
+        }
+        let total: u32 = options.iter().sum();
+        if total == 0 {
+            // Nothing bound applies right now: a booking opens new options.
+            options[1] = 1;
+        }
         let total: u32 = options.iter().sum();
         let mut pick = self.rng.random_range(0..total.max(1));
         let mut action = 7;
@@ -277,11 +308,24 @@ impl Walker {
             let per_page = PER_PAGE_CHOICES[self.rng.random_range(0..PER_PAGE_CHOICES.len())];
             (page, per_page)
         };
-        Step::ViewHistory {
+        Step::View {
             patient: self.patient,
+            view: self.whole_view().unwrap_or(ViewName::HISTORY),
+            of: None,
+            subject: None,
             page,
             per_page,
         }
+    }
+
+    /// The first view that lists all of a patient's recordings (no scope).
+    fn whole_view(&self) -> Option<ViewName> {
+        self.state
+            .limits
+            .caps
+            .views()
+            .find(|v| v.scope.is_none())
+            .map(|v| v.name)
     }
 }
 
@@ -298,7 +342,7 @@ mod tests {
         let walk = || {
             let aliases = Aliases::default();
             let mut next = 0;
-            let mut walker = Walker::new(PatientId(7), 42);
+            let mut walker = Walker::new(PatientId(7), 42, Capabilities::default());
             let mut steps = Vec::new();
             for _ in 0..500 {
                 let step = walker.choose(

@@ -1,0 +1,333 @@
+//! What the commands share: the target and fault flags, failures with their
+//! exit codes, output files, the progress bar, the async runtime, readiness
+//! and Ctrl-C / SIGTERM handling.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Args;
+use clinic::{Fault, FaultSet};
+
+use crate::runner::Progress;
+use crate::target::{Target, TargetSpec};
+
+#[derive(Debug, Args)]
+pub(super) struct TargetArgs {
+    /// `embedded` (the reference clinic in-process), `containers` (the clinic as
+    /// two containers), a target file FILE.toml, or the base URL of a running clinic.
+    // Parsed by `TargetArgs::spec`, not clap, so a target file's validation
+    // error stays one line.
+    #[arg(long, value_name = "embedded|containers|FILE.toml|URL")]
+    pub(super) target: Option<String>,
+    /// Plant a fault in the embedded clinic or the containers (repeatable); see `chaperone faults`.
+    #[arg(long = "fault", value_name = "NAME")]
+    pub(super) faults: Vec<String>,
+}
+
+impl TargetArgs {
+    /// The `--target`, parsed; a bad name or target file is a usage error.
+    pub(super) fn spec(&self) -> Result<Option<TargetSpec>, Failure> {
+        self.target
+            .as_deref()
+            .map(|s| s.parse::<TargetSpec>().map_err(|e| usage(e.to_string())))
+            .transpose()
+    }
+}
+
+/// A failure that ends the command with a one-line message and an exit code.
+pub(super) struct Failure {
+    pub(super) code: u8,
+    pub(super) message: String,
+}
+
+pub(super) fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+pub(super) fn unknown(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 3,
+        message: message.into(),
+    }
+}
+
+pub(super) fn parse_faults(names: &[String]) -> Result<FaultSet, Failure> {
+    let mut set = FaultSet::default();
+    for name in names {
+        let fault: Fault = name.parse().map_err(|e| usage(format!("{e}")))?;
+        set.insert(fault);
+    }
+    Ok(set)
+}
+
+pub(super) fn check_fault_target(spec: &TargetSpec, faults: &FaultSet) -> Result<(), Failure> {
+    if matches!(spec, TargetSpec::Url(_)) && !faults.is_empty() {
+        return Err(usage(
+            "--fault plants faults in the embedded clinic or containers only; a URL target runs the faults it was \
+             started with (e.g. `clinic serve --fault NAME`), so drop --fault or use --target embedded|containers",
+        ));
+    }
+    if !faults.is_empty() && !spec.plants_faults() {
+        return Err(usage(format!(
+            "--fault given but no service in {spec} has `faults_env`; drop --fault or add it to the target file"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| unknown(format!("cannot start the async runtime: {e}")))?;
+    {
+        let _inside = rt.enter();
+        listen_for_signals();
+    }
+    Ok(rt)
+}
+
+pub(super) fn fault_list(faults: &FaultSet) -> String {
+    if faults.is_empty() {
+        "none".to_string()
+    } else {
+        faults
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// A progress bar on a terminal, nothing otherwise (CI logs stay clean).
+pub(super) struct Bar(pub(super) Option<indicatif::ProgressBar>);
+
+impl Bar {
+    pub(super) fn new(total: u32) -> Bar {
+        if !std::io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let bar = indicatif::ProgressBar::new(u64::from(total));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} cases {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Bar(Some(bar))
+    }
+}
+
+impl Progress for Bar {
+    fn case_done(&mut self, done: u32, _total: u32) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(u64::from(done));
+        }
+    }
+
+    fn shrinking(&mut self, runs: u32, len: usize) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(format!(
+                "| violation found, shrinking: {len} steps after {runs} runs"
+            ));
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub(super) fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.finish() % 1_000_000
+}
+
+pub(super) fn scenario_file_name(spec: &TargetSpec, faults: &FaultSet, seed: u64) -> String {
+    let label = match spec {
+        TargetSpec::Url(_) => "url".to_string(),
+        TargetSpec::Embedded | TargetSpec::Containers(_) if faults.is_empty() => {
+            "clean".to_string()
+        }
+        TargetSpec::Embedded | TargetSpec::Containers(_) => faults
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join("+"),
+    };
+    format!("{label}-seed-{seed}.toml")
+}
+
+/// Fail early, before any exploration, if outputs could not be written.
+pub(super) fn writable_dir(dir: &Path) -> Result<(), Failure> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        usage(format!(
+            "cannot create output directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let meta =
+        std::fs::metadata(dir).map_err(|e| usage(format!("cannot use {}: {e}", dir.display())))?;
+    if meta.permissions().readonly() {
+        return Err(usage(format!(
+            "output directory {} is read-only",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| usage(format!("cannot create directory {}: {e}", dir.display())))?;
+    }
+    std::fs::write(path, text).map_err(|e| usage(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Make `target` ready (containers start here), or fail with its exit code:
+/// 2 for a set-up the user must fix (a missing image or binary), 3 otherwise.
+pub(super) fn ready(rt: &tokio::runtime::Runtime, target: &Target) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let result = rt.block_on(async {
+        let stop = interrupted();
+        tokio::select! {
+            result = target.ready() => Some(result),
+            () = stop => None,
+        }
+    });
+    match result {
+        Some(Ok(())) => {
+            if let Some(startup) = target.with_environment(|e| e.startup()) {
+                println!(
+                    "containers up in {:.1}s (run id {}; removed on exit)",
+                    startup.as_secs_f64(),
+                    target
+                        .with_environment(|e| e.run_id().to_string())
+                        .unwrap_or_default()
+                );
+                let _ = std::io::stdout().flush();
+            }
+            Ok(())
+        }
+        Some(Err(e)) => {
+            rt.block_on(target.shutdown());
+            let code = e.exit_code();
+            let message = match e {
+                crate::target::ReadyError::Unhealthy(e) => format!(
+                    "target {} is unreachable or unhealthy: {e}; start it or check --target",
+                    target.spec()
+                ),
+                crate::target::ReadyError::Start(e) => {
+                    format!("target {} could not start: {e}", target.spec())
+                }
+            };
+            Err(Failure { code, message })
+        }
+        None => {
+            rt.block_on(target.shutdown());
+            Err(unknown(format!(
+                "interrupted after {:.1}s while starting the target; everything started was removed",
+                started.elapsed().as_secs_f64()
+            )))
+        }
+    }
+}
+
+/// Set once Ctrl-C or SIGTERM (a CI runner cancelling the job) arrived.
+pub(super) static STOP: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>> =
+    std::sync::OnceLock::new();
+
+/// Listen for Ctrl-C and SIGTERM for the rest of the process, from the
+/// moment the runtime exists: a signal that arrives between two steps of a
+/// command is remembered, not lost. Call inside the runtime.
+pub(super) fn listen_for_signals() {
+    STOP.get_or_init(|| {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let interrupt = signal(SignalKind::interrupt()).ok();
+            let terminate = signal(SignalKind::terminate()).ok();
+            tokio::spawn(async move {
+                match (interrupt, terminate) {
+                    (Some(mut interrupt), Some(mut terminate)) => {
+                        tokio::select! {
+                            _ = interrupt.recv() => {}
+                            _ = terminate.recv() => {}
+                        }
+                    }
+                    _ => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+                let _ = tx.send(true);
+            });
+        }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(true);
+        });
+        rx
+    });
+}
+
+/// Resolves once Ctrl-C or SIGTERM has arrived (at once if it already has).
+pub(super) fn interrupted() -> impl Future<Output = ()> {
+    let stop = STOP.get().cloned();
+    async move {
+        match stop {
+            Some(mut stop) => {
+                if stop.wait_for(|stopped| *stopped).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Run `work`; on Ctrl-C or SIGTERM remove the target's containers and fail
+/// with exit 3 (no verdict).
+pub(super) fn until_interrupted<T>(
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    work: impl Future<Output = T>,
+) -> Result<T, Failure> {
+    let outcome = rt.block_on(async {
+        let stop = interrupted();
+        tokio::select! {
+            out = work => Some(out),
+            () = stop => None,
+        }
+    });
+    match outcome {
+        Some(out) => Ok(out),
+        None => {
+            rt.block_on(target.shutdown());
+            Err(unknown(
+                "interrupted: no verdict; every container started was removed",
+            ))
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The command line: `run`, `replay`, `soak`, `faults`, `import-fuzz`, `gate`, `images build`.
+//!
+//! One module per command, each with its clap arguments and its body; the
+//! flags and helpers they share (target and fault flags, failures, output
+//! files, the runtime and signals) live in [`common`]. Exit codes
+//! (DESIGN.md): 0 pass, 1 privacy violation, 2 usage or configuration
+//! error, 3 unknown (the target failed, or too little of the model was
+//! exercised). Every error is one line on stderr.
+
+mod common;
+mod faults;
+mod gate;
+mod images;
+mod import_fuzz;
+mod replay;
+mod run;
+mod soak;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Hunt cross-patient privacy leaks in a telehealth service.
+#[derive(Debug, Parser)]
+#[command(name = "chaperone", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 pass, 1 privacy violation, 2 usage error, 3 unknown (target failed)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Explore random patient flows, shrink any leak to a minimal scenario file.
+    Run(run::RunArgs),
+    /// Replay a scenario file; say REPRODUCED, FLAKY or FIXED.
+    Replay(replay::ReplayArgs),
+    /// Many concurrent patients for a while: live progress, a journal, a report.
+    Soak(soak::SoakArgs),
+    /// List the reference clinic's plantable faults.
+    Faults,
+    /// Turn a `flows` fuzz crash input into a scenario file that `replay` reproduces.
+    ImportFuzz(import_fuzz::ImportFuzzArgs),
+    /// The CI gate: replay every scenario in scenarios/, then explore fixed seeds.
+    Gate(gate::GateArgs),
+    /// Container images.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
+}
+
+/// Parse arguments, run the command, return its exit code.
+pub fn main() -> ExitCode {
+    let process_start = std::time::Instant::now();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if error.use_stderr() => {
+            // One line, like every other error; --help has the rest.
+            let text = error.to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see chaperone --help)");
+            return ExitCode::from(2);
+        }
+        Err(help_or_version) => {
+            let _ = help_or_version.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args, process_start),
+        Command::Replay(args) => replay::replay(args),
+        Command::Soak(args) => soak::soak(args),
+        Command::Faults => {
+            faults::faults();
+            Ok(0)
+        }
+        Command::ImportFuzz(args) => import_fuzz::import_fuzz(args),
+        Command::Gate(args) => gate::gate(args),
+        Command::Images(images::ImagesCommand::Build(args)) => images::images_build(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `chaperone replay`: replay a scenario file; REPRODUCED, FLAKY or FIXED.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use clinic::FaultSet;
+
+use super::common::{
+    Failure, TargetArgs, check_fault_target, fault_list, parse_faults, ready, runtime,
+    until_interrupted, usage,
+};
+use crate::report::console;
+use crate::runner::{self, Reproduction};
+use crate::scenario::{Expect, Scenario};
+use crate::target::Target;
+
+#[derive(Debug, Args)]
+pub(super) struct ReplayArgs {
+    /// The scenario file.
+    file: PathBuf,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Replay with no faults, whatever the file records.
+    #[arg(long, conflicts_with = "faults")]
+    no_faults: bool,
+    /// Replay this many times and report the reproduction rate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    repeat: u32,
+}
+
+pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
+    let scenario = Scenario::read(&args.file).map_err(|e| usage(e.to_string()))?;
+    let spec = match args.target.spec()? {
+        Some(spec) => spec,
+        None => scenario.target.clone(),
+    };
+    let explicit = parse_faults(&args.target.faults)?;
+    check_fault_target(&spec, &explicit)?;
+    let faults = if args.no_faults {
+        FaultSet::default()
+    } else if !explicit.is_empty() {
+        explicit
+    } else if !spec.plants_faults() {
+        // A URL target (or a target file without `faults_env`) runs whatever
+        // it was started with.
+        FaultSet::default()
+    } else {
+        scenario.faults.clone()
+    };
+    let expected = match scenario.expect {
+        Expect::Pass => "pass".to_string(),
+        Expect::Violation(clause) => format!("violation of {clause}"),
+    };
+    println!(
+        "chaperone replay: {} | {} steps | target {spec} | faults {} | repeat {} | expected {expected}",
+        args.file.display(),
+        scenario.steps.len(),
+        fault_list(&faults),
+        args.repeat
+    );
+    let target = Target::new(spec.clone(), faults);
+    let rt = runtime()?;
+    ready(&rt, &target)?;
+    let report = until_interrupted(
+        &rt,
+        &target,
+        runner::replay(&target, &scenario, args.repeat),
+    )?;
+    rt.block_on(target.shutdown());
+    drop(rt);
+
+    if let Some(violations) = report.runs.iter().find_map(|r| r.violations()) {
+        println!();
+        print!("{}", console::explain(&scenario.steps, violations, None));
+    }
+    let decided = report.decided();
+    let reproducing = report.reproducing(scenario.expect);
+    println!();
+    match (scenario.expect, report.reproduction(scenario.expect)) {
+        (_, None) => {}
+        // A scenario expected to pass is a regression guard, not a bug to fix.
+        (Expect::Pass, Some(Reproduction::Fixed)) => {
+            println!("PASS 0/{decided} runs violated the property")
+        }
+        (Expect::Pass, Some(_)) => {
+            println!("REGRESSED {reproducing}/{decided} runs violated the property")
+        }
+        (_, Some(Reproduction::Reproduced)) => println!("REPRODUCED {reproducing}/{decided}"),
+        (_, Some(Reproduction::Flaky)) => println!("FLAKY {reproducing}/{decided}"),
+        (_, Some(Reproduction::Fixed)) => println!("FIXED 0/{decided}"),
+    }
+    let clauses = report.clauses();
+    if let Expect::Violation(clause) = scenario.expect
+        && report.violating() > reproducing
+    {
+        let names: Vec<&str> = clauses.iter().map(|c| c.name()).collect();
+        println!(
+            "other violations: {} (the scenario records {clause})",
+            names.join(", ")
+        );
+    }
+    if let Some(why) = report.unknown() {
+        let unknown_runs = report.runs.len() - decided;
+        println!(
+            "UNKNOWN in {unknown_runs}/{} run(s): {why}",
+            report.runs.len()
+        );
+    }
+    if report.violating() > 0 {
+        return Ok(1);
+    }
+    if decided < report.runs.len() {
+        return Ok(3);
+    }
+    Ok(0)
+}

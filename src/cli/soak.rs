@@ -1,0 +1,249 @@
+//! `chaperone soak`: many concurrent patients for a while, with live
+//! progress, a journal and a report.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::common::{
+    Failure, TargetArgs, check_fault_target, fault_list, interrupted, parse_faults, random_seed,
+    ready, runtime, unknown, usage,
+};
+use crate::runner::Verdict;
+use crate::target::{Target, TargetSpec};
+
+#[derive(Debug, Args)]
+pub(super) struct SoakArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Concurrent simulated patients.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    patients: u32,
+    /// How long to run (`90s`, `10m`, `2h`). Default 60s, or unbounded with --ops-max.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Stop after this many operations (deterministic bound for tests and CI).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    ops_max: Option<u64>,
+    /// Most operations per second over all patients (default: as fast as the target answers).
+    #[arg(long, value_name = "OPS_PER_S")]
+    rate: Option<f64>,
+    /// Seed of the patients' choices. Default: random, printed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// `balanced` (the hunting mix) or `read-heavy` (mostly history views).
+    #[arg(long, default_value = "balanced")]
+    mix: crate::runner::soak::Mix,
+    /// Steps each patient takes before a fresh patient takes its place.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    steps_per_patient_max: u64,
+    /// Where the journal, scenarios and report files go.
+    #[arg(long, default_value = "soak-report", value_name = "DIR")]
+    report: PathBuf,
+    /// No progress bar: one status line every 10 seconds (for CI logs).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Live soak progress: an indicatif bar on a terminal, otherwise (or with
+/// `--quiet`) one status line every ten seconds, for CI logs.
+pub(super) struct SoakBar {
+    bar: Option<indicatif::ProgressBar>,
+    last_line: Option<std::time::Instant>,
+}
+
+pub(super) fn hms(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+impl SoakBar {
+    fn new(quiet: bool) -> SoakBar {
+        if quiet || !std::io::stderr().is_terminal() {
+            return SoakBar {
+                bar: None,
+                last_line: None,
+            };
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        SoakBar {
+            bar: Some(bar),
+            last_line: None,
+        }
+    }
+}
+
+impl crate::runner::soak::SoakProgress for SoakBar {
+    fn tick(&mut self, s: &crate::runner::soak::Snapshot) {
+        let remaining = match (s.remaining, s.ops_max) {
+            (Some(left), _) => format!("{} left", hms(left)),
+            (None, Some(max)) => format!("{}/{max} ops", s.ops),
+            (None, None) => "until stopped".to_string(),
+        };
+        let line = format!(
+            "{} elapsed, {remaining} | {} ops, {:.0} ops/s | {} active patients | {} violations | {} errors | p99 {:.1} ms",
+            hms(s.elapsed),
+            s.ops,
+            s.ops_per_s,
+            s.active,
+            s.violations,
+            s.errors,
+            s.latency_ms_p99
+        );
+        match &self.bar {
+            Some(bar) => bar.set_message(line),
+            None => {
+                let due = self
+                    .last_line
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+                if due {
+                    eprintln!("soak: {line}");
+                    self.last_line = Some(std::time::Instant::now());
+                }
+            }
+        }
+    }
+
+    fn finding(&mut self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("violation: {line}")),
+            None => eprintln!("violation: {line}"),
+        }
+    }
+}
+
+impl Drop for SoakBar {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
+    use crate::runner::soak::{self as soaking, SoakConfig};
+    let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
+    let faults = parse_faults(&args.target.faults)?;
+    check_fault_target(&spec, &faults)?;
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err(usage(
+            "--rate must be a positive number of operations per second",
+        ));
+    }
+    let seed_given = args.seed.is_some();
+    let config = SoakConfig {
+        seed: args.seed.unwrap_or_else(random_seed),
+        patients: args.patients,
+        duration: match (args.duration, args.ops_max) {
+            (Some(d), _) => Some(d),
+            (None, Some(_)) => None,
+            (None, None) => Some(Duration::from_secs(60)),
+        },
+        ops_max: args.ops_max,
+        rate: args.rate,
+        mix: args.mix,
+        report_dir: args.report.clone(),
+        steps_per_patient_max: args.steps_per_patient_max as usize,
+        ..SoakConfig::default()
+    };
+    println!(
+        "chaperone soak | target {spec} | faults {} | seed {} | patients {} | duration {} | ops-max {} | rate {} | mix {} | steps per patient {} | report {}",
+        fault_list(&faults),
+        config.seed,
+        config.patients,
+        config
+            .duration
+            .map_or("unbounded".to_string(), |d| humantime::format_duration(d)
+                .to_string()),
+        config.ops_max.map_or("none".to_string(), |n| n.to_string()),
+        config
+            .rate
+            .map_or("unlimited".to_string(), |r| format!("{r} ops/s")),
+        config.mix.name(),
+        config.steps_per_patient_max,
+        config.report_dir.display()
+    );
+    if !seed_given {
+        println!(
+            "(random seed; pass --seed {} for the same patient choices)",
+            config.seed
+        );
+    }
+    let _ = std::io::stdout().flush();
+    let target = Target::new(spec.clone(), faults);
+    let rt = runtime()?;
+    ready(&rt, &target)?;
+    let outcome = {
+        let mut bar = SoakBar::new(args.quiet);
+        // Ctrl-C or SIGTERM: finish the steps in flight, then write the report.
+        let interrupt = async {
+            interrupted().await;
+            eprintln!("interrupted: finishing the steps in flight, then writing the report");
+        };
+        rt.block_on(soaking::soak(&target, &config, &mut bar, interrupt))
+    };
+    rt.block_on(target.shutdown());
+    drop(rt);
+    let outcome = outcome.map_err(|e| match e {
+        soaking::SoakError::Io { .. } => usage(e.to_string()),
+        soaking::SoakError::Target(_) => unknown(e.to_string()),
+    })?;
+    let written = crate::report::soak::write(&outcome, &config.report_dir).map_err(|e| {
+        usage(format!(
+            "cannot write the report into {}: {e}",
+            config.report_dir.display()
+        ))
+    })?;
+    let verdict = outcome.verdict();
+    println!(
+        "{} ops in {:.1} s ({:.0} ops/s), {} patients in all, {} violations, {} errors, {} completeness warnings, peak RSS {}",
+        outcome.ops,
+        outcome.elapsed.as_secs_f64(),
+        outcome.ops as f64 / outcome.elapsed.as_secs_f64().max(1e-6),
+        outcome.patients_total,
+        outcome.violations,
+        outcome.errors,
+        outcome.warnings,
+        outcome
+            .peak_rss_kib
+            .map_or("unknown".to_string(), |k| format!(
+                "{:.1} MiB",
+                k as f64 / 1024.0
+            ))
+    );
+    for finding in outcome
+        .findings
+        .iter()
+        .filter(|f| f.scenario.is_some())
+        .take(5)
+    {
+        if let Some(path) = &finding.scenario {
+            println!(
+                "scenario: {} (replay: chaperone replay {} --repeat 20)",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    println!(
+        "report: {} | {} | {} | {} | journal {}",
+        written.html.display(),
+        written.markdown.display(),
+        written.json.display(),
+        written.junit.display(),
+        outcome.journal.display()
+    );
+    match &verdict {
+        Verdict::Pass => println!("PASS: no privacy violation."),
+        Verdict::Violation => println!("FAIL: privacy violation."),
+        Verdict::Unknown(why) => println!("UNKNOWN: {why}."),
+    }
+    Ok(verdict.exit_code())
+}

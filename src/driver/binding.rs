@@ -1,0 +1,1091 @@
+//! The generic driver: performs model steps on any service by interpreting
+//! its [`Binding`].
+//!
+//! One driver serves one case (or one soak patient): it holds the sessions,
+//! the service ids of the appointments and calls it created, and learns
+//! recording ids into a [`RecordingBook`] it may share with other drivers.
+//! Everything a placeholder inserts into a path or query is percent-encoded;
+//! every body is read with a cap; links are followed only to the target's
+//! host (see [`Transport::resolve`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::header::{HeaderMap, LINK, SET_COOKIE};
+use serde_json::Value;
+
+use super::book::RecordingBook;
+use super::transport::{Incoming, JSON_BODY_MAX, MEDIA_BODY_MAX, Outgoing, Transport};
+use super::{Body, BodyKind, Driver, Observation, Seen, TargetError};
+use crate::binding::{
+    Binding, BodyTemplate, BoundAction, Capture, Destination, Locator, Pagination, Request,
+    SessionPlace, Template, View,
+};
+use crate::model::payload::{self, CaseTag};
+use crate::model::{Action, AppointmentId, CallId, PatientId, RecordingId, Scoped, Step};
+
+/// Most pages one view step follows.
+const PAGES_MAX: u8 = 32;
+
+/// Most items one page may list before the target counts as failed.
+const ITEMS_MAX: usize = 10_000;
+
+/// Most requests a clean-up sends, and how long it may take.
+const CLEAN_UP_REQUESTS_MAX: usize = 1_000;
+const CLEAN_UP_TIME_MAX: Duration = Duration::from_secs(60);
+
+/// Characters left as they are in a path segment or query value: RFC 3986's unreserved.
+const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encode a value for a path segment or a query value.
+pub fn encode_component(value: &str) -> String {
+    utf8_percent_encode(value, ENCODE).to_string()
+}
+
+#[derive(Clone)]
+struct Session {
+    token: String,
+    me: Option<String>,
+}
+
+struct CallInfo {
+    id: String,
+    owner: PatientId,
+    appointment: AppointmentId,
+    current: Option<RecordingId>,
+    ended: bool,
+}
+
+/// Drives one case against the service a binding describes.
+pub struct BindingDriver {
+    binding: Arc<Binding>,
+    transport: Transport,
+    tag: CaseTag,
+    sessions: HashMap<PatientId, Session>,
+    appointments: HashMap<AppointmentId, String>,
+    calls: HashMap<CallId, CallInfo>,
+    recordings: RecordingBook,
+    /// Recordings this driver saw created, with their owner, in order: the
+    /// only ones a clean-up may erase.
+    created: Vec<(RecordingId, PatientId)>,
+    erased: Vec<RecordingId>,
+    /// Download links plays were handed, by recording.
+    links: HashMap<RecordingId, String>,
+}
+
+impl std::fmt::Debug for BindingDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens and ids stay private even in debug output.
+        f.debug_struct("BindingDriver")
+            .field("binding", &self.binding.name)
+            .field("patients", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one request brought back, with what it captured.
+struct Exchange {
+    status: u16,
+    incoming: Incoming,
+    media: bool,
+}
+
+/// The values a request's templates may use.
+struct Values<'a> {
+    step: &'a HashMap<&'static str, String>,
+    captured: &'a HashMap<String, String>,
+}
+
+impl Values<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.captured
+            .get(name)
+            .cloned()
+            .or_else(|| self.step.get(name).cloned())
+    }
+}
+
+impl BindingDriver {
+    /// A driver with no sessions yet over `transport`, learning recordings into `book`.
+    pub fn new(binding: Arc<Binding>, transport: Transport, book: RecordingBook) -> BindingDriver {
+        BindingDriver {
+            binding,
+            transport,
+            tag: CaseTag::default(),
+            sessions: HashMap::new(),
+            appointments: HashMap::new(),
+            calls: HashMap::new(),
+            recordings: book,
+            created: Vec::new(),
+            erased: Vec::new(),
+            links: HashMap::new(),
+        }
+    }
+
+    /// A driver over the in-process `router`, with a book of its own.
+    pub fn in_process(binding: Arc<Binding>, router: axum::Router) -> BindingDriver {
+        BindingDriver::new(binding, Transport::InProcess(router), RecordingBook::new())
+    }
+
+    /// Send the payloads (canaries) of the case tagged `tag`.
+    pub fn with_tag(mut self, tag: CaseTag) -> BindingDriver {
+        self.tag = tag;
+        self
+    }
+
+    /// The recording book this driver learns into.
+    pub fn book(&self) -> &RecordingBook {
+        &self.recordings
+    }
+
+    fn session(&self, action: &'static str, patient: PatientId) -> Result<Session, TargetError> {
+        self.sessions
+            .get(&patient)
+            .cloned()
+            .ok_or_else(|| TargetError::Missing {
+                action,
+                what: format!("{patient} has no session (its registration failed)"),
+            })
+    }
+
+    fn bound(&self, action: &'static str, which: Action) -> Result<&BoundAction, TargetError> {
+        self.binding
+            .action(which)
+            .ok_or_else(|| TargetError::Missing {
+                action,
+                what: format!("the binding `{}` has no `{}`", self.binding.name, which.name()),
+            })
+    }
+
+    fn id_of<K: std::hash::Hash + Eq + std::fmt::Display + Copy>(
+        map: &HashMap<K, String>,
+        action: &'static str,
+        key: K,
+    ) -> Result<String, TargetError> {
+        map.get(&key).cloned().ok_or_else(|| TargetError::Missing {
+            action,
+            what: format!("the service never gave an id for {key}"),
+        })
+    }
+
+    fn call_id(&self, action: &'static str, call: CallId) -> Result<&CallInfo, TargetError> {
+        self.calls.get(&call).ok_or_else(|| TargetError::Missing {
+            action,
+            what: format!("the service never gave an id for {call}"),
+        })
+    }
+
+    /// Build and send one request of an action (with polling).
+    async fn exchange(
+        &self,
+        action: &'static str,
+        request: &Request,
+        values: &Values<'_>,
+        session: Option<&Session>,
+    ) -> Result<Exchange, TargetError> {
+        let missing = |what: String| TargetError::Missing { action, what };
+        let lookup = |name: &str| values.get(name);
+        let target = match &request.to {
+            Destination::Path(t) => {
+                let path = t
+                    .render(&lookup, &|v| encode_component(v))
+                    .ok_or_else(|| missing(format!("{}: a placeholder of the path has no value", request.key)))?;
+                path
+            }
+            Destination::Url(t) => {
+                let url = t
+                    .render(&lookup, &|v| v.to_string())
+                    .ok_or_else(|| missing(format!("{}: a placeholder of the url has no value", request.key)))?;
+                self.transport
+                    .resolve(&url, &self.binding.follow_hosts)
+                    .map_err(|what| TargetError::Garbage { action, what })?
+            }
+        };
+        let mut query = String::new();
+        for (name, t) in &request.query {
+            // A parameter whose placeholder has no value (the first page's cursor) is left out.
+            let Some(value) = t.render(&lookup, &|v| encode_component(v)) else {
+                continue;
+            };
+            query.push(if query.is_empty() && !target.contains('?') { '?' } else { '&' });
+            query.push_str(&encode_component(name));
+            query.push('=');
+            query.push_str(&value);
+        }
+        let mut headers = Vec::new();
+        for (name, t) in self.binding.headers.iter().chain(&request.headers) {
+            if let Some(value) = t.render(&lookup, &|v| v.to_string()) {
+                headers.push((name.clone(), value));
+            }
+        }
+        if request.session
+            && let Some(session) = session
+        {
+            let me = session.me.clone();
+            let token = session.token.clone();
+            let session_lookup = |name: &str| match name {
+                "token" => Some(token.clone()),
+                "me" => me.clone(),
+                _ => None,
+            };
+            let value = self
+                .binding
+                .session_value
+                .render(&session_lookup, &|v| v.to_string())
+                .unwrap_or_default();
+            match &self.binding.session {
+                SessionPlace::Header(name) => headers.push((name.clone(), value)),
+                SessionPlace::Cookie(name) => headers.push(("Cookie".to_string(), format!("{name}={value}"))),
+            }
+        }
+        let body = match &request.body {
+            BodyTemplate::None => None,
+            BodyTemplate::Json(v) => Some((
+                "application/json".to_string(),
+                render_json(v, &lookup).to_string().into_bytes(),
+            )),
+            BodyTemplate::Form(fields) => {
+                let mut text = String::new();
+                for (name, t) in fields {
+                    let Some(value) = t.render(&lookup, &|v| encode_component(v)) else {
+                        continue;
+                    };
+                    if !text.is_empty() {
+                        text.push('&');
+                    }
+                    text.push_str(&encode_component(name));
+                    text.push('=');
+                    text.push_str(&value);
+                }
+                Some(("application/x-www-form-urlencoded".to_string(), text.into_bytes()))
+            }
+            BodyTemplate::Text(t, content_type) => Some((
+                content_type.clone(),
+                t.render(&lookup, &|v| v.to_string())
+                    .ok_or_else(|| missing(format!("{}: a placeholder of the body has no value", request.key)))?
+                    .into_bytes(),
+            )),
+            BodyTemplate::Media(content_type) => {
+                let bytes = values
+                    .step
+                    .get("media_base64")
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                    .ok_or_else(|| missing(format!("{}: `{{media}}` outside send-media", request.key)))?;
+                Some((content_type.clone(), bytes))
+            }
+        };
+        let cap = if request.media { MEDIA_BODY_MAX } else { JSON_BODY_MAX };
+        let mut incoming = self
+            .transport
+            .send(
+                action,
+                Outgoing {
+                    method: request.method.clone(),
+                    target: format!("{target}{query}"),
+                    headers: headers.clone(),
+                    body,
+                    cap,
+                },
+            )
+            .await?;
+        if let Some(poll) = &request.poll {
+            let mut polls = 0;
+            while poll.pending.contains(&incoming.status) || !until_holds(poll, &incoming) {
+                if incoming.status >= 500 {
+                    break;
+                }
+                polls += 1;
+                if polls > poll.attempts {
+                    return Err(TargetError::Garbage {
+                        action,
+                        what: format!("{}: still not done after {} polls", request.key, poll.attempts),
+                    });
+                }
+                let url = extract(&poll.url, &incoming).ok_or_else(|| TargetError::Garbage {
+                    action,
+                    what: format!("{}: the answer to poll has no status URL where `poll.url` says", request.key),
+                })?;
+                let to = self
+                    .transport
+                    .resolve(&url, &self.binding.follow_hosts)
+                    .map_err(|what| TargetError::Garbage { action, what })?;
+                tokio::time::sleep(Duration::from_millis(poll.interval_ms)).await;
+                let session_headers: Vec<(String, String)> = headers
+                    .iter()
+                    .filter(|(n, _)| !n.eq_ignore_ascii_case("content-type"))
+                    .cloned()
+                    .collect();
+                incoming = self
+                    .transport
+                    .send(
+                        action,
+                        Outgoing {
+                            method: reqwest::Method::GET,
+                            target: to,
+                            headers: session_headers,
+                            body: None,
+                            cap,
+                        },
+                    )
+                    .await?;
+            }
+        }
+        if incoming.status >= 500 {
+            return Err(TargetError::ServerError {
+                action,
+                status: incoming.status,
+            });
+        }
+        Ok(Exchange {
+            status: incoming.status,
+            media: request.media,
+            incoming,
+        })
+    }
+
+    /// Perform a bound action's requests in order (with its retries).
+    /// Returns the observation (status, bodies) and what was captured.
+    async fn run_action(
+        &self,
+        action: &'static str,
+        bound: &BoundAction,
+        step_values: &HashMap<&'static str, String>,
+        session: Option<&Session>,
+    ) -> Result<(Observation, HashMap<String, String>, bool), TargetError> {
+        let attempts = bound.retry.as_ref().map_or(1, |(_, n)| *n);
+        let mut last = None;
+        for _ in 0..attempts {
+            let mut captured: HashMap<String, String> = HashMap::new();
+            let mut bodies = Vec::new();
+            let mut status = 0;
+            let mut ok = true;
+            let mut session = session.cloned();
+            for request in &bound.requests {
+                let values = Values {
+                    step: step_values,
+                    captured: &captured,
+                };
+                let exchange = self.exchange(action, request, &values, session.as_ref()).await?;
+                status = exchange.status;
+                let success = request.is_success(status);
+                bodies.push(body_of(&exchange, success));
+                if !success {
+                    ok = false;
+                    break;
+                }
+                for (name, capture) in &request.captures {
+                    let value = extract(capture, &exchange.incoming).ok_or_else(|| TargetError::Garbage {
+                        action,
+                        what: describe_missing(&request.key, name, capture, &exchange.incoming),
+                    })?;
+                    captured.insert(name.clone(), value);
+                }
+                // A registration that captured its token uses it from now on.
+                if let Some(token) = captured.get("token") {
+                    session = Some(Session {
+                        token: token.clone(),
+                        me: captured.get("me").cloned(),
+                    });
+                }
+            }
+            let retry = bound
+                .retry
+                .as_ref()
+                .is_some_and(|(statuses, _)| statuses.contains(&status));
+            last = Some((
+                Observation {
+                    status,
+                    seen: Vec::new(),
+                    bodies,
+                },
+                captured,
+                ok,
+            ));
+            if !retry {
+                break;
+            }
+        }
+        Ok(last.expect("at least one attempt"))
+    }
+
+    fn values(&self, patient: PatientId) -> HashMap<&'static str, String> {
+        let mut v = HashMap::new();
+        if let Some(s) = self.sessions.get(&patient) {
+            v.insert("token", s.token.clone());
+            if let Some(me) = &s.me {
+                v.insert("me", me.clone());
+            }
+        }
+        v
+    }
+
+    fn learn_recording(&mut self, alias: RecordingId, owner: PatientId, captured: &HashMap<String, String>) {
+        if let Some(id) = captured.get("recording") {
+            self.recordings.learn(alias, id);
+            self.created.push((alias, owner));
+        }
+    }
+
+    async fn view(
+        &self,
+        step: &Step,
+        view: &View,
+        session: &Session,
+        mut values: HashMap<&'static str, String>,
+        page: u8,
+        per_page: u8,
+    ) -> Result<Observation, TargetError> {
+        let action = "view";
+        values.insert("per_page", per_page.to_string());
+        values.insert("limit", per_page.to_string());
+        match view.pagination {
+            Pagination::Page => {
+                values.insert("page", page.to_string());
+            }
+            Pagination::Offset => {
+                let offset = u32::from(page.saturating_sub(1)) * u32::from(per_page);
+                values.insert("offset", offset.to_string());
+            }
+            _ => {
+                values.insert("page", "1".to_string());
+                values.insert("offset", "0".to_string());
+            }
+        }
+        let follows = matches!(
+            view.pagination,
+            Pagination::Cursor(_) | Pagination::NextUrl(_) | Pagination::LinkHeader
+        );
+        let pages = if follows { page.min(PAGES_MAX) } else { 1 };
+        let captured = HashMap::new();
+        let mut observation = Observation {
+            status: 0,
+            seen: Vec::new(),
+            bodies: Vec::new(),
+        };
+        let mut next_request: Option<Request> = None;
+        for k in 1..=pages {
+            let request = next_request.take().unwrap_or_else(|| view.request.clone());
+            let exchange = self
+                .exchange(
+                    action,
+                    &request,
+                    &Values {
+                        step: &values,
+                        captured: &captured,
+                    },
+                    Some(session),
+                )
+                .await?;
+            observation.status = exchange.status;
+            let success = request.is_success(exchange.status);
+            observation.bodies.push(body_of(&exchange, success));
+            if !success {
+                return Ok(observation);
+            }
+            let prefix = if k == pages {
+                String::new()
+            } else {
+                format!("page{k}.")
+            };
+            let ids = items(view, &exchange.incoming).map_err(|what| TargetError::Garbage {
+                action,
+                what: format!("{}: {what}", view.request.key),
+            })?;
+            for (i, id) in ids.iter().enumerate() {
+                observation
+                    .seen
+                    .push((format!("{prefix}items[{i}]"), self.recordings.seen(id)));
+            }
+            if k == pages {
+                break;
+            }
+            // Where the next page is; none means this was the last page.
+            let next = match &view.pagination {
+                Pagination::Cursor(c) => extract(c, &exchange.incoming).map(|cursor| {
+                    values.insert("cursor", cursor);
+                    view.request.clone()
+                }),
+                Pagination::NextUrl(c) => extract(c, &exchange.incoming)
+                    .map(|url| follow_request(&view.request, &url)),
+                Pagination::LinkHeader => {
+                    next_link(&exchange.incoming.headers).map(|url| follow_request(&view.request, &url))
+                }
+                _ => None,
+            };
+            match next {
+                Some(r) => next_request = Some(r),
+                // Fewer pages than asked for: the asked-for page is empty.
+                None => break,
+            }
+        }
+        let _ = step;
+        Ok(observation)
+    }
+
+    /// Ask for a recording by id with `patient`'s session (play, or a probe).
+    async fn play(
+        &mut self,
+        patient: PatientId,
+        recording: RecordingId,
+        probe: bool,
+    ) -> Result<Observation, TargetError> {
+        let action = if probe { "probe" } else { "play" };
+        let session = self.session(action, patient)?;
+        let id = self.recordings.id(action, recording)?;
+        let bound = self.bound(action, Action::Play)?.clone();
+        let mut values = self.values(patient);
+        values.insert("recording", id);
+        let (mut observation, captured, ok) =
+            self.run_action(action, &bound, &values, Some(&session)).await?;
+        if ok {
+            observation.seen.push(("media".to_string(), Seen::Known(recording)));
+        }
+        if !probe {
+            // Remember the owner's download link: a probe tries it with another session.
+            if let Some(link) = captured.get("download") {
+                self.links.insert(recording, link.clone());
+            }
+        } else if !ok
+            && !bound.link_is_capability
+            && let Some(link) = self.links.get(&recording).cloned()
+            && let Some(last) = bound.requests.last()
+        {
+            // The link is not meant to be a bearer capability: the prober's
+            // session must not open it either.
+            let mut follow = follow_request(last, &link);
+            follow.session = true;
+            let exchange = self
+                .exchange(
+                    action,
+                    &follow,
+                    &Values {
+                        step: &values,
+                        captured: &captured,
+                    },
+                    Some(&session),
+                )
+                .await?;
+            let success = follow.is_success(exchange.status);
+            observation.bodies.push(body_of(&exchange, success));
+            if success {
+                observation.status = exchange.status;
+                observation.seen.push(("link".to_string(), Seen::Known(recording)));
+            }
+        }
+        Ok(observation)
+    }
+}
+
+/// A request that fetches `url` (a link from the service) the way `base` would.
+fn follow_request(base: &Request, url: &str) -> Request {
+    let mut request = base.clone();
+    request.method = reqwest::Method::GET;
+    request.to = Destination::Url(Template {
+        parts: vec![crate::binding::template::Part::Literal(url.to_string())],
+    });
+    request.query = Vec::new();
+    request.body = BodyTemplate::None;
+    request.poll = None;
+    request
+}
+
+fn until_holds(poll: &crate::binding::Poll, incoming: &Incoming) -> bool {
+    match &poll.until {
+        None => true,
+        Some((capture, equals)) => extract(capture, incoming).as_deref() == Some(equals.as_str()),
+    }
+}
+
+fn body_of(exchange: &Exchange, success: bool) -> Body {
+    let kind = if success && exchange.media {
+        BodyKind::Media
+    } else if exchange.incoming.is_json() {
+        BodyKind::Json
+    } else {
+        BodyKind::Other
+    };
+    Body {
+        kind,
+        bytes: exchange.incoming.bytes.clone(),
+    }
+}
+
+fn render_json(v: &Value, lookup: &dyn Fn(&str) -> Option<String>) -> Value {
+    const NUMERIC: [&str; 8] = [
+        "chunk", "page", "per_page", "offset", "limit", "slot_hour", "slot_day", "display_number",
+    ];
+    match v {
+        Value::String(s) => {
+            let Ok(t) = Template::parse(s) else {
+                return v.clone();
+            };
+            if let Some(var) = t.only_var()
+                && NUMERIC.contains(&var)
+                && let Some(n) = lookup(var).and_then(|x| x.parse::<u64>().ok())
+            {
+                return Value::from(n);
+            }
+            t.render(lookup, &|x| x.to_string())
+                .map_or(Value::Null, Value::String)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| render_json(x, lookup)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), render_json(x, lookup)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn locate<'a>(locator: &Locator, value: &'a Value) -> Option<&'a Value> {
+    match locator {
+        Locator::Pointer(p) => value.pointer(p),
+        Locator::Path(p) => p.query(value).first(),
+        Locator::Header(_) | Locator::Cookie(_) => None,
+    }
+}
+
+/// Take a captured value from a response.
+fn extract(capture: &Capture, incoming: &Incoming) -> Option<String> {
+    let raw = match &capture.at {
+        Locator::Header(name) => incoming
+            .headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        Locator::Cookie(name) => incoming
+            .headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                let first = c.split(';').next()?.trim();
+                let (n, v) = first.split_once('=')?;
+                (n.trim() == name).then(|| v.trim().to_string())
+            }),
+        locator => {
+            let value: Value = serde_json::from_slice(&incoming.bytes).ok()?;
+            locate(locator, &value).and_then(scalar)
+        }
+    }?;
+    let value = match &capture.regex {
+        None => raw,
+        Some(re) => {
+            let caps = re.captures(&raw)?;
+            caps.get(1).or_else(|| caps.get(0))?.as_str().to_string()
+        }
+    };
+    (!value.is_empty()).then_some(value)
+}
+
+/// A precise reason a capture failed, naming only keys, never values.
+fn describe_missing(key: &str, name: &str, capture: &Capture, incoming: &Incoming) -> String {
+    match &capture.at {
+        Locator::Header(h) => format!("{key}: capture `{name}`: the response has no `{h}` header (or `regex` did not match)"),
+        Locator::Cookie(c) => format!("{key}: capture `{name}`: the response sets no cookie `{c}`"),
+        Locator::Pointer(p) => {
+            let Ok(value) = serde_json::from_slice::<Value>(&incoming.bytes) else {
+                return format!("{key}: capture `{name}`: the response is not JSON");
+            };
+            let keys = value
+                .as_object()
+                .map(|o| o.keys().take(12).cloned().collect::<Vec<_>>().join(", "))
+                .unwrap_or_else(|| "no keys (not an object)".to_string());
+            format!("{key}: capture `{name}`: {p} is not a string or number in the response; it has: {keys}")
+        }
+        Locator::Path(_) => format!("{key}: capture `{name}`: the JSONPath matches nothing that is a string or number"),
+    }
+}
+
+/// The recording ids a view page lists.
+fn items(view: &View, incoming: &Incoming) -> Result<Vec<String>, String> {
+    let value: Value =
+        serde_json::from_slice(&incoming.bytes).map_err(|_| "a view page that is not JSON".to_string())?;
+    let list: Vec<&Value> = match &view.items {
+        Locator::Pointer(p) => match value.pointer(p) {
+            Some(Value::Array(a)) => a.iter().collect(),
+            // An empty result may leave the list out (a FHIR Bundle with no `entry`).
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => return Err(format!("{p} is not an array")),
+        },
+        Locator::Path(p) => {
+            let nodes = p.query(&value).all();
+            match nodes.as_slice() {
+                [Value::Array(a)] => a.iter().collect(),
+                other => other.to_vec(),
+            }
+        }
+        _ => Vec::new(),
+    };
+    if list.len() > ITEMS_MAX {
+        return Err(format!("a page of more than {ITEMS_MAX} items"));
+    }
+    let mut ids = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let id = locate(&view.id, item)
+            .and_then(scalar)
+            .ok_or_else(|| format!("item {i} has no string or number where `id` says"))?;
+        let id = match &view.id_regex {
+            None => id,
+            Some(re) => re
+                .captures(&id)
+                .and_then(|c| c.get(1).or_else(|| c.get(0)))
+                .map(|m| m.as_str().to_string())
+                .ok_or_else(|| format!("item {i}'s id does not match `id_regex`"))?,
+        };
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|part| {
+            let (url, params) = part.split_once(';')?;
+            let url = url.trim().strip_prefix('<')?.strip_suffix('>')?;
+            params
+                .split(';')
+                .any(|p| {
+                    let p = p.trim().replace(' ', "");
+                    p == "rel=\"next\"" || p == "rel=next"
+                })
+                .then(|| url.to_string())
+        })
+}
+
+/// Slot placeholders: the model's virtual calendar starts on 2030-01-01.
+fn slot_values(values: &mut HashMap<&'static str, String>, slot: crate::model::Slot) {
+    let (y, m, d) = civil_from_days(days_from_civil(2030, 1, 1) + i64::from(slot.day) - 1);
+    values.insert("slot", slot.to_string());
+    values.insert("slot_date", format!("{y:04}-{m:02}-{d:02}"));
+    values.insert("slot_start", format!("{y:04}-{m:02}-{d:02}T{:02}:00:00Z", slot.hour));
+    values.insert("slot_end", format!("{y:04}-{m:02}-{d:02}T{:02}:00:00Z", slot.hour + 1));
+    values.insert("slot_hour", slot.hour.to_string());
+    values.insert("slot_day", slot.day.to_string());
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+impl Driver for BindingDriver {
+    async fn perform(&mut self, step: &Step) -> Result<Observation, TargetError> {
+        let action = step.action();
+        let patient = step.patient();
+        match *step {
+            Step::Register { patient } => {
+                let mut values = HashMap::new();
+                values.insert("display_name", payload::display_name_in(self.tag, patient));
+                let canary = payload::canary_in(self.tag, patient).to_ascii_lowercase();
+                values.insert("email", format!("{}.{canary}@patients.example", patient.to_string().to_ascii_lowercase()));
+                values.insert("password", format!("Pw-{canary}-{}", patient.0));
+                let bound = self.binding.register.clone();
+                let (observation, captured, ok) = self.run_action(action, &bound, &values, None).await?;
+                if ok {
+                    let token = captured.get("token").cloned().unwrap_or_default();
+                    let me = captured.get("me").cloned();
+                    if let Some(me) = &me {
+                        self.recordings.learn_patient(patient, me);
+                    }
+                    self.sessions.insert(patient, Session { token, me });
+                }
+                Ok(observation)
+            }
+            Step::Book {
+                appointment, slot, ..
+            } => {
+                let session = self.session(action, patient)?;
+                let mut values = self.values(patient);
+                slot_values(&mut values, slot);
+                values.insert("notes", payload::notes_in(self.tag, patient, appointment));
+                let bound = self.bound(action, Action::Book)?.clone();
+                let (observation, captured, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                if ok && let Some(id) = captured.get("appointment") {
+                    self.appointments.insert(appointment, id.clone());
+                }
+                Ok(observation)
+            }
+            Step::Cancel { appointment, .. } => {
+                let session = self.session(action, patient)?;
+                let mut values = self.values(patient);
+                values.insert("appointment", Self::id_of(&self.appointments, action, appointment)?);
+                let bound = self.bound(action, Action::Cancel)?.clone();
+                let (observation, _, _) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                Ok(observation)
+            }
+            Step::StartCall {
+                appointment,
+                call,
+                recording,
+                ..
+            } => {
+                let session = self.session(action, patient)?;
+                let mut values = self.values(patient);
+                values.insert("appointment", Self::id_of(&self.appointments, action, appointment)?);
+                let bound = self.bound(action, Action::StartCall)?.clone();
+                let (observation, captured, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                if ok && let Some(id) = captured.get("call") {
+                    self.calls.insert(
+                        call,
+                        CallInfo {
+                            id: id.clone(),
+                            owner: patient,
+                            appointment,
+                            current: captured.contains_key("recording").then_some(recording),
+                            ended: false,
+                        },
+                    );
+                    self.learn_recording(recording, patient, &captured);
+                }
+                Ok(observation)
+            }
+            Step::Upgrade { call, recording, .. } => {
+                let session = self.session(action, patient)?;
+                let mut values = self.values(patient);
+                self.call_values(action, call, &mut values)?;
+                let bound = self.bound(action, Action::Upgrade)?.clone();
+                let (observation, captured, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                if ok {
+                    self.learn_recording(recording, patient, &captured);
+                    if let Some(info) = self.calls.get_mut(&call) {
+                        info.current = captured.contains_key("recording").then_some(recording);
+                    }
+                }
+                Ok(observation)
+            }
+            Step::SendMedia { call, chunk, .. } => {
+                let session = self.session(action, patient)?;
+                let mut values = self.values(patient);
+                self.call_values(action, call, &mut values)?;
+                let bytes = payload::media_chunk_in(self.tag, patient, call, chunk);
+                values.insert("media_base64", base64::engine::general_purpose::STANDARD.encode(&bytes));
+                values.insert("chunk", chunk.to_string());
+                let bound = self.bound(action, Action::SendMedia)?.clone();
+                let (observation, _, _) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                Ok(observation)
+            }
+            Step::EndCall { call, .. } => {
+                let session = self.session(action, patient)?;
+                let mut values = self.values(patient);
+                self.call_values(action, call, &mut values)?;
+                let bound = self.bound(action, Action::EndCall)?.clone();
+                let (observation, _, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                if ok && let Some(info) = self.calls.get_mut(&call) {
+                    info.ended = true;
+                }
+                Ok(observation)
+            }
+            Step::View {
+                view,
+                of,
+                subject,
+                page,
+                per_page,
+                ..
+            } => {
+                let session = self.session(action, patient)?;
+                let bound = self.binding.view(view).cloned().ok_or_else(|| TargetError::Missing {
+                    action,
+                    what: format!("the binding `{}` has no view `{view}`", self.binding.name),
+                })?;
+                let mut values = self.values(patient);
+                match of {
+                    Some(Scoped::Appointment(a)) => {
+                        values.insert("appointment", Self::id_of(&self.appointments, action, a)?);
+                    }
+                    Some(Scoped::Call(c)) => {
+                        values.insert("call", self.call_id(action, c)?.id.clone());
+                    }
+                    None => {}
+                }
+                if let Some(other) = subject {
+                    let id = self.recordings.patient_id(other).ok_or_else(|| TargetError::Missing {
+                        action,
+                        what: format!("the service never gave {other}'s own id"),
+                    })?;
+                    values.insert("me", id);
+                }
+                self.view(step, &bound, &session, values, page, per_page).await
+            }
+            Step::Play { recording, .. } => self.play(patient, recording, false).await,
+            Step::Probe { recording, .. } => self.play(patient, recording, true).await,
+            Step::Erase { recording, .. } => {
+                let session = self.session(action, patient)?;
+                let mut values = self.values(patient);
+                values.insert("recording", self.recordings.id(action, recording)?);
+                let bound = self.bound(action, Action::Erase)?.clone();
+                let (observation, _, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                if ok {
+                    self.erased.push(recording);
+                }
+                Ok(observation)
+            }
+            Step::EraseAccount { .. } => {
+                let session = self.session(action, patient)?;
+                let values = self.values(patient);
+                let bound = self.bound(action, Action::EraseAccount)?.clone();
+                let (observation, _, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                if ok {
+                    let gone: Vec<RecordingId> = self
+                        .created
+                        .iter()
+                        .filter(|(_, owner)| *owner == patient)
+                        .map(|(r, _)| *r)
+                        .collect();
+                    self.erased.extend(gone);
+                }
+                Ok(observation)
+            }
+        }
+    }
+
+    async fn clean_up(&mut self) -> Result<(), TargetError> {
+        let action = "clean up";
+        let started = Instant::now();
+        let mut sent = 0usize;
+        let within_bounds = |sent: usize| sent < CLEAN_UP_REQUESTS_MAX && started.elapsed() < CLEAN_UP_TIME_MAX;
+        // Calls first: a recording in progress cannot be erased.
+        let mut calls: Vec<(CallId, PatientId)> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| !c.ended)
+            .map(|(id, c)| (*id, c.owner))
+            .collect();
+        calls.sort();
+        if let Some(bound) = self.binding.action(Action::EndCall).cloned() {
+            for (call, owner) in calls {
+                if !within_bounds(sent) {
+                    return Err(TargetError::Missing {
+                        action,
+                        what: "clean-up ran out of its request or time budget".to_string(),
+                    });
+                }
+                let Ok(session) = self.session(action, owner) else {
+                    continue;
+                };
+                let mut values = self.values(owner);
+                self.call_values(action, call, &mut values)?;
+                sent += bound.requests.len();
+                self.run_action(action, &bound, &values, Some(&session)).await?;
+            }
+        }
+        // Then the recordings this case saw created for its own patients, and
+        // nothing else: never what the service lists, which may be anyone's.
+        if let Some(bound) = self.binding.action(Action::Erase).cloned() {
+            let created = self.created.clone();
+            for (recording, owner) in created {
+                if self.erased.contains(&recording) {
+                    continue;
+                }
+                if !within_bounds(sent) {
+                    return Err(TargetError::Missing {
+                        action,
+                        what: "clean-up ran out of its request or time budget".to_string(),
+                    });
+                }
+                let Ok(session) = self.session(action, owner) else {
+                    continue;
+                };
+                let Ok(id) = self.recordings.id(action, recording) else {
+                    continue;
+                };
+                let mut values = self.values(owner);
+                values.insert("recording", id);
+                sent += bound.requests.len();
+                self.run_action(action, &bound, &values, Some(&session)).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BindingDriver {
+    fn call_values(
+        &self,
+        action: &'static str,
+        call: CallId,
+        values: &mut HashMap<&'static str, String>,
+    ) -> Result<(), TargetError> {
+        let info = self.call_id(action, call)?;
+        values.insert("call", info.id.clone());
+        if let Some(a) = self.appointments.get(&info.appointment) {
+            values.insert("appointment", a.clone());
+        }
+        if let Some(r) = info.current
+            && let Ok(id) = self.recordings.id(action, r)
+        {
+            values.insert("recording", id);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_data_not_url_syntax() {
+        // Goal: a hostile id cannot steer a request to another path.
+        assert_eq!(encode_component("../../x"), "..%2F..%2Fx");
+        assert_eq!(encode_component("a?b#c"), "a%3Fb%23c");
+        assert_eq!(encode_component("Az09-._~"), "Az09-._~");
+    }
+
+    #[test]
+    fn slots_map_onto_a_calendar() {
+        let mut v = HashMap::new();
+        slot_values(&mut v, crate::model::Slot { day: 32, hour: 9 });
+        assert_eq!(v["slot_start"], "2030-02-01T09:00:00Z");
+        assert_eq!(v["slot_date"], "2030-02-01");
+        assert_eq!(v["slot"], "d32-09h");
+    }
+
+    #[test]
+    fn link_headers_give_the_next_url() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            LINK,
+            "</a?page=1>; rel=\"prev\", </a?page=3>; rel=\"next\"".parse().unwrap(),
+        );
+        assert_eq!(next_link(&h).as_deref(), Some("/a?page=3"));
+    }
+}

@@ -1,0 +1,121 @@
+//! The recording book: the id ↔ alias mapping of one case (or one soak),
+//! shared by every driver of it, and the patients' own service ids.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{Seen, TargetError};
+use crate::model::{PatientId, RecordingId};
+
+/// The mapping between recording service ids and aliases, shareable between
+/// drivers: a soak gives every patient its own driver (its own tokens,
+/// appointments and calls) and one book, so any patient can name, probe and
+/// recognise any patient's recording. Cloning shares the book.
+///
+/// Service ids never leave it: callers get aliases, or an opaque number for an
+/// id no driver has learnt yet ([`Seen::Unknown`]), which
+/// [`RecordingBook::resolve`] can turn into an alias once the creating
+/// response has arrived.
+#[derive(Clone, Default)]
+pub struct RecordingBook(Arc<Mutex<Book>>);
+
+#[derive(Default)]
+struct Book {
+    patients: HashMap<PatientId, String>,
+    ids: HashMap<RecordingId, String>,
+    aliases: HashMap<String, RecordingId>,
+    unknown: HashMap<String, u32>,
+    unknown_ids: Vec<String>,
+}
+
+impl std::fmt::Debug for RecordingBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingBook")
+            .field("recordings", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordingBook {
+    /// An empty book.
+    pub fn new() -> RecordingBook {
+        RecordingBook::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Book> {
+        // Every critical section is a single map update: a poisoned lock holds
+        // consistent data.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many recordings have an alias.
+    pub fn len(&self) -> usize {
+        self.lock().ids.len()
+    }
+
+    /// Whether no recording has an alias yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the service has told some driver the id of `alias`.
+    pub fn knows(&self, alias: RecordingId) -> bool {
+        self.lock().ids.contains_key(&alias)
+    }
+
+    /// The alias of an id first seen as [`Seen::Unknown`]`(n)`, if its
+    /// creating response has arrived since.
+    pub fn resolve(&self, unknown: u32) -> Option<RecordingId> {
+        let book = self.lock();
+        let id = book
+            .unknown_ids
+            .get(usize::try_from(unknown).ok()?.checked_sub(1)?)?;
+        book.aliases.get(id).copied()
+    }
+
+    pub(crate) fn id(&self, action: &'static str, alias: RecordingId) -> Result<String, TargetError> {
+        self.lock()
+            .ids
+            .get(&alias)
+            .cloned()
+            .ok_or_else(|| TargetError::Missing {
+                action,
+                what: format!("the service never gave an id for {alias}"),
+            })
+    }
+
+    pub(crate) fn seen(&self, service_id: &str) -> Seen {
+        let mut book = self.lock();
+        if let Some(alias) = book.aliases.get(service_id) {
+            return Seen::Known(*alias);
+        }
+        if let Some(n) = book.unknown.get(service_id) {
+            return Seen::Unknown(*n);
+        }
+        book.unknown_ids.push(service_id.to_string());
+        let n = u32::try_from(book.unknown_ids.len()).unwrap_or(u32::MAX);
+        book.unknown.insert(service_id.to_string(), n);
+        Seen::Unknown(n)
+    }
+
+    pub(crate) fn learn(&self, alias: RecordingId, service_id: &str) {
+        let mut book = self.lock();
+        book.ids.insert(alias, service_id.to_string());
+        // A service that hands out the same id twice keeps its first alias:
+        // the first owner is who the model attributes it to.
+        book.aliases.entry(service_id.to_string()).or_insert(alias);
+    }
+}
+
+
+impl RecordingBook {
+    /// Record a patient's own service id (`{me}`), for tampering probes by others.
+    pub(crate) fn learn_patient(&self, patient: PatientId, me: &str) {
+        self.lock().patients.insert(patient, me.to_string());
+    }
+
+    /// A patient's own service id, if the service gave one.
+    pub(crate) fn patient_id(&self, patient: PatientId) -> Option<String> {
+        self.lock().patients.get(&patient).cloned()
+    }
+}
