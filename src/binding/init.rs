@@ -2262,6 +2262,22 @@ mod tests {
             .collect()
     }
 
+    fn pairs(f: &BindingFile) -> Vec<(&'static str, Option<&ActionFile>)> {
+        let a = &f.actions;
+        vec![
+            ("register", Some(&a.register)),
+            ("book", a.book.as_ref()),
+            ("cancel", a.cancel.as_ref()),
+            ("start-call", a.start_call.as_ref()),
+            ("upgrade", a.upgrade.as_ref()),
+            ("send-media", a.send_media.as_ref()),
+            ("end-call", a.end_call.as_ref()),
+            ("play", a.play.as_ref()),
+            ("erase", a.erase.as_ref()),
+            ("erase-account", a.erase_account.as_ref()),
+        ]
+    }
+
     fn query(view: &ViewFile) -> Vec<(String, String)> {
         view.request
             .query
@@ -2280,21 +2296,6 @@ mod tests {
         let drafted = parse(&draft);
         let reference: BindingFile = toml::from_str(include_str!("../../bindings/clinic.toml"))
             .expect("bindings/clinic.toml parses");
-        let pairs = |f: &BindingFile| {
-            let a = &f.actions;
-            vec![
-                ("register", Some(&a.register)),
-                ("book", a.book.as_ref()),
-                ("cancel", a.cancel.as_ref()),
-                ("start-call", a.start_call.as_ref()),
-                ("upgrade", a.upgrade.as_ref()),
-                ("send-media", a.send_media.as_ref()),
-                ("end-call", a.end_call.as_ref()),
-                ("play", a.play.as_ref()),
-                ("erase", a.erase.as_ref()),
-                ("erase-account", a.erase_account.as_ref()),
-            ]
-        };
         for ((name, got), (_, want)) in pairs(&drafted).into_iter().zip(pairs(&reference)) {
             match (got, want) {
                 (Some(got), Some(want)) => {
