@@ -119,7 +119,10 @@ impl Shrink<'_> {
 /// Decode `bytes` as a `flows` input, run it against the embedded clinic
 /// with `target`'s faults, shrink the violation and make it a scenario.
 pub async fn import(target: &Target, bytes: &[u8]) -> Result<Imported, ImportError> {
-    let limits = Limits::default();
+    let limits = Limits {
+        caps: target.binding().caps,
+        ..Limits::default()
+    };
     let steps = model::decode(bytes, limits);
     if steps.is_empty() {
         return Err(ImportError::NoSteps);
@@ -176,6 +179,7 @@ pub async fn import(target: &Target, bytes: &[u8]) -> Result<Imported, ImportErr
                 first.steps_run
             )),
             target: TargetSpec::Embedded,
+            binding: target.binding().name.clone(),
             faults: target.faults().clone(),
             seed: None,
             expect: Expect::Violation(clause),

@@ -251,58 +251,49 @@ pub struct PollFile {
     pub attempts: Option<u32>,
 }
 
-/// A condition on a polled response.
+/// A condition on a polled response: where the value is (one of `json`,
+/// `jsonpath`, `header`), and the value that means done.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UntilFile {
-    /// Where the value is.
-    #[serde(flatten)]
-    pub at: CaptureFile,
+    /// A JSON Pointer into the body.
+    #[serde(default)]
+    pub json: Option<String>,
+    /// A JSONPath into the body.
+    #[serde(default)]
+    pub jsonpath: Option<String>,
+    /// A response header.
+    #[serde(default)]
+    pub header: Option<String>,
     /// The value that means done.
     pub equals: String,
+}
+
+impl UntilFile {
+    /// Where the value is, as a capture.
+    pub fn at(&self) -> CaptureFile {
+        CaptureFile {
+            json: self.json.clone(),
+            jsonpath: self.jsonpath.clone(),
+            header: self.header.clone(),
+            cookie: None,
+            regex: None,
+        }
+    }
 }
 
 /// An endpoint that lists recordings.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ViewFile {
-    /// The request for the first page (inputs: `{page}`, `{per_page}`,
-    /// `{offset}`, `{limit}`, `{cursor}`, `{me}`, and `{appointment}` or
-    /// `{call}` for a scoped view). `method` defaults to GET.
-    #[serde(flatten)]
-    pub request: ViewRequestFile,
-    /// The view lists one of the patient's own objects' recordings:
-    /// `appointment` or `call`; the model views it for each.
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// Where the array of items is: a JSON Pointer (`/items`) or a JSONPath (`$.entry[*]`).
-    pub items: String,
-    /// Where an item's recording id is, relative to the item: a JSON
-    /// Pointer (`/recording_id`) or JSONPath (`$.resource.id`); `regex` may follow.
-    pub id: String,
-    /// A regular expression applied to the id: its first group is the id
-    /// (`Media/([^/]+)$`).
-    #[serde(default)]
-    pub id_regex: Option<String>,
-    /// `oldest-first` (default), `newest-first` or `any`.
-    #[serde(default)]
-    pub order: Option<String>,
-    /// How later pages are reached.
-    #[serde(default)]
-    pub pagination: Option<PaginationFile>,
-}
-
-/// The request part of a view.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ViewRequestFile {
     /// Default GET (a search may be a POST).
     #[serde(default)]
     pub method: Option<String>,
-    /// The path, a template.
-    #[serde(default)]
-    #[schemars(with = "Option<String>")]
-    pub path: Option<Template>,
+    /// The path, a template. Inputs: `{page}`, `{per_page}`, `{offset}`,
+    /// `{limit}`, `{cursor}`, `{me}`, and `{appointment}` or `{call}` for a
+    /// scoped view.
+    #[schemars(with = "String")]
+    pub path: Template,
     /// Query parameters (templates); see [`RequestFile::query`].
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
@@ -322,6 +313,25 @@ pub struct ViewRequestFile {
     /// Success statuses (default any 2xx).
     #[serde(default)]
     pub success: Option<Vec<u16>>,
+    /// The view lists one of the patient's own objects' recordings:
+    /// `appointment` or `call`; the model views it for each.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Where the array of items is: a JSON Pointer (`/items`) or a JSONPath (`$.entry[*]`).
+    pub items: String,
+    /// Where an item's recording id is, relative to the item: a JSON
+    /// Pointer (`/recording_id`) or JSONPath (`$.resource.id`).
+    pub id: String,
+    /// A regular expression applied to the id: its first group is the id
+    /// (`Media/([^/]+)$`).
+    #[serde(default)]
+    pub id_regex: Option<String>,
+    /// `oldest-first` (default), `newest-first` or `any`.
+    #[serde(default)]
+    pub order: Option<String>,
+    /// How later pages are reached (default: one page holds everything).
+    #[serde(default)]
+    pub pagination: Option<PaginationFile>,
 }
 
 /// Pagination of a view.

@@ -862,7 +862,7 @@ fn compile_request(
             let until = p
                 .until
                 .as_ref()
-                .map(|u| Ok::<_, BindingError>((capture(at, &format!("{pkey}.until"), &u.at)?, u.equals.clone())))
+                .map(|u| Ok::<_, BindingError>((capture(at, &format!("{pkey}.until"), &u.at())?, u.equals.clone())))
                 .transpose()?;
             let interval_ms = p.interval_ms.unwrap_or(20);
             let attempts = p.attempts.unwrap_or(50);
@@ -942,10 +942,10 @@ fn compile_view(at: &Spans<'_>, name: &str, file: &ViewFile) -> Result<View, Bin
         Some(Scope::Call) => inputs.push("call"),
         None => {}
     }
-    let r = &file.request;
+    let r = file;
     let as_request = RequestFile {
         method: r.method.clone().unwrap_or_else(|| "GET".to_string()),
-        path: r.path.clone(),
+        path: Some(r.path.clone()),
         url: None,
         query: r.query.clone(),
         headers: r.headers.clone(),

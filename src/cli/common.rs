@@ -9,6 +9,9 @@ use std::time::Duration;
 use clap::Args;
 use clinic::{Fault, FaultSet};
 
+use std::sync::Arc;
+
+use crate::binding::Binding;
 use crate::runner::Progress;
 use crate::target::{Target, TargetSpec};
 
@@ -23,9 +26,20 @@ pub(super) struct TargetArgs {
     /// Plant a fault in the embedded clinic or the containers (repeatable); see `chaperone faults`.
     #[arg(long = "fault", value_name = "NAME")]
     pub(super) faults: Vec<String>,
+    /// The binding file that says how the service's API performs each action
+    /// (default: a target file's `binding`, else the reference clinic's
+    /// built-in `bindings/clinic.toml`); see docs/bindings.md.
+    #[arg(long, value_name = "FILE.toml")]
+    pub(super) binding: Option<std::path::PathBuf>,
 }
 
 impl TargetArgs {
+    /// The binding to drive `spec` with: `--binding`, else the target
+    /// file's, else the clinic's. A bad file is a usage error.
+    pub(super) fn binding(&self, spec: &TargetSpec) -> Result<Arc<Binding>, Failure> {
+        load_binding(self.binding.as_deref(), spec)
+    }
+
     /// The `--target`, parsed; a bad name or target file is a usage error.
     pub(super) fn spec(&self) -> Result<Option<TargetSpec>, Failure> {
         self.target
@@ -52,6 +66,23 @@ pub(super) fn unknown(message: impl Into<String>) -> Failure {
     Failure {
         code: 3,
         message: message.into(),
+    }
+}
+
+/// Load `--binding FILE`, else the target file's binding, else the clinic's.
+pub(super) fn load_binding(
+    path: Option<&Path>,
+    spec: &TargetSpec,
+) -> Result<Arc<Binding>, Failure> {
+    let from_target = match spec {
+        TargetSpec::Containers(file) => file.binding.as_deref(),
+        _ => None,
+    };
+    match path.or(from_target) {
+        Some(path) => Binding::load(path)
+            .map(Arc::new)
+            .map_err(|e| usage(e.to_string())),
+        None => Ok(Arc::new(Binding::clinic())),
     }
 }
 

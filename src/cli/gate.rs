@@ -104,6 +104,7 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
     let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
     let faults = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &faults)?;
+    let binding = args.target.binding(&spec)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.scenarios)
         .map_err(|e| {
             usage(format!(
@@ -164,7 +165,7 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
         .block_on(async {
             let stop = interrupted();
             tokio::select! {
-                report = runner::gate(&spec, &faults, &scenarios, &config, &mut printer) => Some(report),
+                report = runner::gate(&spec, &binding, &faults, &scenarios, &config, &mut printer) => Some(report),
                 () = stop => None,
             }
         })
@@ -182,6 +183,7 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
         let scenario = Scenario {
             description: None,
             target: spec.clone(),
+            binding: binding.name.clone(),
             faults: faults.clone(),
             seed: Some(seed.seed),
             expect: Expect::Violation(clause),

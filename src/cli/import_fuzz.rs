@@ -17,6 +17,9 @@ pub(super) struct ImportFuzzArgs {
     /// A fault the fuzzer ran with (repeatable; as in CHAPERONE_FUZZ_FAULTS).
     #[arg(long = "fault", value_name = "NAME")]
     faults: Vec<String>,
+    /// The binding the fuzzer drove the clinic through (default: the clinic's `/v1`).
+    #[arg(long, value_name = "FILE.toml")]
+    binding: Option<PathBuf>,
     /// Where to write the scenario. Default: scenarios/found/fuzz-<faults>-<hash>.toml.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -50,7 +53,8 @@ pub(super) fn import_fuzz(args: ImportFuzzArgs) -> Result<u8, Failure> {
         bytes.len(),
         fault_list(&faults)
     );
-    let target = Target::new(TargetSpec::Embedded, faults);
+    let binding = super::common::load_binding(args.binding.as_deref(), &TargetSpec::Embedded)?;
+    let target = Target::new(TargetSpec::Embedded, faults).with_binding(binding);
     let rt = runtime()?;
     let imported = rt.block_on(import(&target, &bytes)).map_err(|e| {
         let message = format!("{}: {e}", args.artifact.display());

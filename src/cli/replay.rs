@@ -58,7 +58,16 @@ pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
         fault_list(&faults),
         args.repeat
     );
-    let target = Target::new(spec.clone(), faults);
+    let binding = args.target.binding(&spec)?;
+    if let Some(i) = crate::model::first_outside(binding.caps, &scenario.steps) {
+        return Err(usage(format!(
+            "{}: step `{}` needs an action or view the binding `{}` does not have; replay it through a binding that has it (--binding FILE)",
+            args.file.display(),
+            scenario.steps[i],
+            binding.name
+        )));
+    }
+    let target = Target::new(spec.clone(), faults).with_binding(binding);
     let rt = runtime()?;
     ready(&rt, &target)?;
     let report = until_interrupted(

@@ -75,7 +75,8 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
         writable_dir(json.parent().unwrap_or(Path::new(".")))?;
     }
 
-    let target = Target::new(spec.clone(), faults.clone());
+    let binding = args.target.binding(&spec)?;
+    let target = Target::new(spec.clone(), faults.clone()).with_binding(binding.clone());
     let rt = runtime()?;
     ready(&rt, &target)?;
     let setup = process_start.elapsed();
@@ -95,6 +96,7 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
         let scenario = Scenario {
             description: None,
             target: spec.clone(),
+            binding: binding.name.clone(),
             faults: faults.clone(),
             seed: Some(config.seed),
             expect: Expect::Violation(clause),

@@ -177,7 +177,8 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         );
     }
     let _ = std::io::stdout().flush();
-    let target = Target::new(spec.clone(), faults);
+    let binding = args.target.binding(&spec)?;
+    let target = Target::new(spec.clone(), faults).with_binding(binding);
     let rt = runtime()?;
     ready(&rt, &target)?;
     let outcome = {

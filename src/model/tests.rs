@@ -71,8 +71,8 @@ fn history_prediction_follows_creation_order_and_hides_erased() {
         state.visible_recordings(p1),
         vec![RecordingId(2), RecordingId(3)]
     );
-    assert_eq!(state.expected_page(p1, 2, 1), vec![RecordingId(3)]);
-    assert_eq!(state.expected_page(p1, 3, 1), vec![]);
+    assert_eq!(state.expected_page(p1, &crate::model::ViewSpec::HISTORY, None, 2, 1), Some(vec![RecordingId(3)]));
+    assert_eq!(state.expected_page(p1, &crate::model::ViewSpec::HISTORY, None, 3, 1), Some(vec![]));
     assert_eq!(state.visible_recordings(PatientId(2)), vec![]);
     assert!(state.recordings[&RecordingId(1)].finished);
     assert!(!state.recordings[&RecordingId(3)].finished);
@@ -83,7 +83,9 @@ fn steps_print_and_parse_back() {
     for line in CALL.lines().chain([
         "P1 upgrade C1 -> R2",
         "P1 send-media C1 #3",
-        "P2 view-history page=2 per-page=1",
+        "P2 view history page=2 per-page=1",
+        "P2 view visit A1 subject=P1 page=1 per-page=3",
+        "P1 erase-account",
         "P2 probe R1",
         "P1 cancel A1",
     ]) {

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clinic::FaultSet;
@@ -22,6 +23,7 @@ use super::Verdict;
 use super::check::{CheckConfig, CheckReport, Progress, check};
 use super::execute::CaseEnd;
 use super::replay::replay;
+use crate::binding::Binding;
 use crate::scenario::{Expect, Scenario};
 use crate::target::{Target, TargetSpec};
 
@@ -192,6 +194,7 @@ fn judge(scenario: &Scenario, report: &super::ReplayReport) -> ScenarioOutcome {
 /// faults), then explore with `faults` planted.
 pub async fn gate(
     spec: &TargetSpec,
+    binding: &Arc<Binding>,
     faults: &FaultSet,
     scenarios: &[(PathBuf, Scenario)],
     config: &GateConfig,
@@ -208,6 +211,11 @@ pub async fn gate(
                 "target {spec} cannot plant the scenario's faults ({})",
                 scenario.faults
             ))
+        } else if let Some(i) = crate::model::first_outside(binding.caps, &scenario.steps) {
+            ScenarioOutcome::Skipped(format!(
+                "the binding `{}` cannot perform step `{}`",
+                binding.name, scenario.steps[i]
+            ))
         } else {
             let plant = if spec.plants_faults() {
                 scenario.faults.clone()
@@ -216,7 +224,7 @@ pub async fn gate(
             };
             let target = targets
                 .entry(plant.clone())
-                .or_insert_with(|| Target::new(spec.clone(), plant));
+                .or_insert_with(|| Target::new(spec.clone(), plant).with_binding(binding.clone()));
             match target.probe().await {
                 Err(error) => ScenarioOutcome::Unknown(format!("the target is not ready: {error}")),
                 Ok(()) => {
@@ -245,7 +253,7 @@ pub async fn gate(
     // exploration's faults, which the seeds reuse.
     let explore = targets
         .remove(faults)
-        .unwrap_or_else(|| Target::new(spec.clone(), faults.clone()));
+        .unwrap_or_else(|| Target::new(spec.clone(), faults.clone()).with_binding(binding.clone()));
     for (_, target) in targets.drain() {
         target.shutdown().await;
     }

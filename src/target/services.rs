@@ -75,6 +75,9 @@ pub struct ServicesFile {
     pub services: Vec<Service>,
     /// Index into `services` of the API the driver talks to.
     pub api: usize,
+    /// The binding file to drive the API with (`binding = "bindings/x.toml"`,
+    /// relative to the target file); `--binding` overrides it.
+    pub binding: Option<std::path::PathBuf>,
 }
 
 /// A target file that cannot be used: one line, naming file and field.
@@ -93,6 +96,7 @@ pub struct ServicesError {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     api: String,
+    binding: Option<String>,
     services: Vec<RawService>,
 }
 
@@ -286,10 +290,18 @@ impl ServicesFile {
                     format!("`{}` names no service in [[services]]", raw.api),
                 )
             })?;
+        let binding = raw.binding.map(|b| {
+            let relative = std::path::PathBuf::from(&b);
+            match std::path::Path::new(file).parent() {
+                Some(dir) if relative.is_relative() && file != "containers" => dir.join(relative),
+                _ => relative,
+            }
+        });
         Ok(ServicesFile {
             source: file.to_string(),
             services,
             api,
+            binding,
         })
     }
 

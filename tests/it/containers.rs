@@ -393,7 +393,7 @@ fn clean_up_keeps_findings_replayable_on_shared_containers() {
     let target = containers_target(&[fault]);
     rt.block_on(target.ready()).expect("containers start");
     let id = run_id(&target);
-    let limits = model::limits_for(&first);
+    let limits = model::limits_for(Default::default(), &first);
 
     // Without clean-up (the driver's steps only): the leftover leaks.
     let dirty = rt.block_on(async {

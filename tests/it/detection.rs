@@ -49,6 +49,7 @@ fn detects(fault: Fault) {
         let scenario = Scenario {
             description: None,
             target: TargetSpec::Embedded,
+            binding: "clinic".to_string(),
             faults,
             seed: Some(seed),
             expect: Expect::Violation(clause),
@@ -171,7 +172,7 @@ fn upgrade_latest_call_minimal_scenario_has_no_removable_step() {
     for i in 0..steps.len() {
         let mut without = steps.clone();
         let removed = without.remove(i);
-        let candidate = model::prune(model::limits_for(&steps), &without);
+        let candidate = model::prune(model::limits_for(Default::default(), &steps), &without);
         let run = run_steps(&[fault], &candidate);
         assert_eq!(
             run.end,
@@ -195,6 +196,7 @@ fn the_same_seed_finds_the_same_minimal_scenario() {
             Scenario {
                 description: None,
                 target: TargetSpec::Embedded,
+                binding: "clinic".to_string(),
                 faults,
                 seed: Some(5),
                 expect: Expect::Violation(Clause::Ownership),

@@ -6,7 +6,8 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use chaperone::driver::ClinicRest;
+use chaperone::binding::Binding;
+use chaperone::driver::BindingDriver;
 use chaperone::model::{self, Limits};
 use chaperone::oracle::{Canaries, Clause};
 use chaperone::runner;
@@ -136,7 +137,7 @@ fn the_in_process_transport_observes_what_http_observes() {
         };
         let link = MediaLink::InProcess(media::router(MediaState::default()));
         let router = api::router(api::ApiState::new(&config, link).unwrap());
-        let mut driver = ClinicRest::in_process(router);
+        let mut driver = BindingDriver::in_process(std::sync::Arc::new(Binding::clinic()), router);
         let in_process = runtime().block_on(runner::execute(
             &mut driver,
             limits,

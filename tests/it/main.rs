@@ -48,7 +48,7 @@ pub fn check(faults: &[Fault], seed: u64, cases: u32) -> CheckReport {
 
 /// Run `steps` once against a fresh embedded clinic with `faults`.
 pub fn run_steps(faults: &[Fault], steps: &[Step]) -> CaseRun {
-    let limits = model::limits_for(steps);
+    let limits = model::limits_for(Default::default(), steps);
     runtime().block_on(runner::run_case(&embedded(faults), limits, steps, None))
 }
 

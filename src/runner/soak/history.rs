@@ -89,17 +89,20 @@ fn overlap(a: &Event, b: &Event) -> u64 {
         .saturating_sub(a.sent_us.max(b.sent_us))
 }
 
-fn limits() -> Limits {
+/// Limits that let any soak history replay: any alias, any page, every
+/// action and the views the events use.
+fn limits<'a>(events: impl Iterator<Item = &'a Event>) -> Limits {
+    let steps: Vec<Step> = events.map(|e| e.step.clone()).collect();
     Limits {
         patients_max: u32::MAX,
         history_pages_max: u8::MAX,
-        caps: crate::model::caps_for(&[]),
+        caps: crate::model::caps_for(&steps),
     }
 }
 
 /// Whether every group's steps are valid before the group, in order.
 fn valid(groups: &[Vec<Event>]) -> bool {
-    let mut state = State::new(limits());
+    let mut state = State::new(limits(groups.iter().flatten()));
     for group in groups {
         if !group.iter().all(|e| state.precondition(&e.step)) {
             return false;
@@ -224,7 +227,7 @@ fn align(a: &[Event], b: &[Event], key: Option<RecordingId>) -> Vec<Vec<Event>> 
 /// Any number of patients: group overlapping requests of different patients
 /// in send order, as long as each step is valid before its group.
 fn greedy(kept: Vec<Event>) -> Option<Vec<Vec<Event>>> {
-    let mut state = State::new(limits());
+    let mut state = State::new(limits(kept.iter()));
     let mut groups: Vec<Vec<Event>> = Vec::new();
     let mut current: Vec<Event> = Vec::new();
     let mut current_end = 0;
@@ -450,10 +453,10 @@ mod tests {
         assert_eq!(built.groups, vec![2, 1, 1, 1, 1, 2, 1, 1]);
         assert_eq!(lines[6], "P1 upgrade C1 -> R3");
         assert_eq!(lines[7], "P2 upgrade C2 -> R4");
-        assert_eq!(lines[8], "P1 view-history page=1 per-page=10");
+        assert_eq!(lines[8], "P1 view history page=1 per-page=10");
         // P4's own read is dropped; the closing view of every other patient is added.
-        assert!(!lines.contains(&"P2 view-history page=1 per-page=10".to_string()));
-        assert_eq!(lines[9], "P2 view-history page=1 per-page=100");
+        assert!(!lines.contains(&"P2 view history page=1 per-page=10".to_string()));
+        assert_eq!(lines[9], "P2 view history page=1 per-page=100");
         assert!(built.history.last().unwrap().contains("P1 = soak P9"));
 
         // A chain: P9's start-call overlaps P4's upgrade a little, P9's

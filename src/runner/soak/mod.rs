@@ -492,7 +492,10 @@ impl Shared {
             | Finding::ErasedVisible { owner, .. } => {
                 involved.insert(*owner);
             }
-            Finding::Canary { .. } | Finding::Phantom { .. } | Finding::Missing { .. } => {}
+            Finding::Canary { .. }
+            | Finding::Phantom { .. }
+            | Finding::Missing { .. }
+            | Finding::DeadSession { .. } => {}
         }
         let mut events: Vec<Event> = Vec::new();
         let own = lock(&self.logs[slot]).of(&involved);
@@ -569,6 +572,7 @@ impl Shared {
                 self.config.seed, violation.clause
             )),
             target: self.target.spec().clone(),
+            binding: self.target.binding().name.clone(),
             faults: self.target.faults().clone(),
             seed: Some(self.config.seed),
             expect: Expect::Violation(violation.clause),

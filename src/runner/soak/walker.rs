@@ -17,7 +17,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{
-    AppointmentId, CallId, Limits, Mode, PER_PAGE_CHOICES, PatientId, RecordingId, Slot, State,
+    Action, AppointmentId, CallId, Capabilities, Limits, Mode, PER_PAGE_CHOICES, PatientId,
+    RecordingId, Slot, State, ViewName,
     Step,
 };
 
@@ -362,7 +363,7 @@ mod tests {
         };
         let first = walk();
         assert_eq!(first, walk());
-        for action in ["upgrade", "view-history", "erase", "cancel", "end-call"] {
+        for action in ["upgrade", "view history", "erase", "cancel", "end-call"] {
             assert!(first.iter().any(|s| s.contains(action)), "never {action}");
         }
     }
