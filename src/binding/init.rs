@@ -51,7 +51,9 @@ pub fn validate_openapi(doc: &Value) -> Result<(), String> {
     };
     match object.get("openapi").and_then(Value::as_str) {
         Some(version) if version.starts_with("3.") => {}
-        Some(_) => return Err("not an OpenAPI 3 document (its `openapi` version is not 3.x)".into()),
+        Some(_) => {
+            return Err("not an OpenAPI 3 document (its `openapi` version is not 3.x)".into());
+        }
         None if object.contains_key("swagger") => {
             return Err(
                 "a Swagger 2 document; convert it to OpenAPI 3 first (e.g. with swagger2openapi)"
@@ -194,14 +196,7 @@ impl Obj {
             "room",
             "teleconsultation",
         ];
-        const RECORDING: &[&str] = &[
-            "recording",
-            "media",
-            "replay",
-            "video",
-            "audio",
-            "clip",
-        ];
+        const RECORDING: &[&str] = &["recording", "media", "replay", "video", "audio", "clip"];
         const ME: &[&str] = &[
             "patient", "user", "account", "member", "person", "profile", "subject",
         ];
@@ -457,7 +452,10 @@ fn schema_type<'a>(doc: &'a Value, schema: &'a Value) -> Option<&'a str> {
     match schema.get("type") {
         Some(Value::String(t)) => Some(t.as_str()),
         // OpenAPI 3.1: `type: ["string", "null"]`.
-        Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).find(|t| *t != "null"),
+        Some(Value::Array(types)) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null"),
         _ if schema.get("properties").is_some() || schema.get("allOf").is_some() => Some("object"),
         _ if schema.get("items").is_some() => Some("array"),
         _ => None,
@@ -533,10 +531,7 @@ fn clean(s: &str) -> String {
 
 /// The base path of the first server (`/api/v2`), or why it is unusable.
 fn base_path(doc: &Value) -> (String, Option<String>) {
-    let Some(url) = doc
-        .pointer("/servers/0/url")
-        .and_then(Value::as_str)
-    else {
+    let Some(url) = doc.pointer("/servers/0/url").and_then(Value::as_str) else {
         return (String::new(), None);
     };
     if url.contains('{') {
@@ -601,8 +596,8 @@ fn operation<'a>(
     for part in full_path.split('/').filter(|p| !p.is_empty()) {
         if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
             // A generic name (`id`) takes its meaning from the collection before it.
-            let obj = Obj::of_name(name)
-                .or_else(|| previous_noun.as_deref().and_then(Obj::of_noun));
+            let obj =
+                Obj::of_name(name).or_else(|| previous_noun.as_deref().and_then(Obj::of_noun));
             segments.push(Segment::Param {
                 name: name.to_string(),
                 obj,
@@ -634,7 +629,9 @@ fn operation<'a>(
     }
     let text = format!(
         "{} {}",
-        op.get("summary").and_then(Value::as_str).unwrap_or_default(),
+        op.get("summary")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
         op.get("description")
             .and_then(Value::as_str)
             .unwrap_or_default()
@@ -713,7 +710,11 @@ fn operation<'a>(
     let public = op
         .get("security")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.is_empty() || s.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty())));
+        .is_some_and(|s| {
+            s.is_empty()
+                || s.iter()
+                    .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
+        });
 
     Operation {
         method,
@@ -815,8 +816,7 @@ fn q(s: &str) -> String {
 /// A TOML key: bare when it can be.
 fn key(k: &str) -> String {
     if !k.is_empty()
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         k.to_string()
@@ -841,7 +841,10 @@ enum BodyOut {
     None,
     Json(Tv),
     Form(Vec<(String, Tv)>),
-    Raw { template: String, content_type: String },
+    Raw {
+        template: String,
+        content_type: String,
+    },
 }
 
 /// One request of the draft.
@@ -993,7 +996,8 @@ fn session_guess(doc: &Value) -> SessionGuess {
     let Some(scheme) = scheme else {
         return SessionGuess {
             lines: vec![
-                "# TODO: the document declares no security scheme; a bearer token is a guess.".into(),
+                "# TODO: the document declares no security scheme; a bearer token is a guess."
+                    .into(),
                 "header = \"Authorization\"".into(),
                 "value = \"Bearer {token}\"".into(),
             ],
@@ -1001,7 +1005,10 @@ fn session_guess(doc: &Value) -> SessionGuess {
             cookie: None,
         };
     };
-    let kind = scheme.get("type").and_then(Value::as_str).unwrap_or_default();
+    let kind = scheme
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let http_scheme = scheme
         .get("scheme")
         .and_then(Value::as_str)
@@ -1044,7 +1051,8 @@ fn session_guess(doc: &Value) -> SessionGuess {
         }
         "oauth2" | "openIdConnect" => SessionGuess {
             lines: vec![
-                "# TODO: OAuth2/OpenID: log in within `register` and capture the access token.".into(),
+                "# TODO: OAuth2/OpenID: log in within `register` and capture the access token."
+                    .into(),
                 "header = \"Authorization\"".into(),
                 "value = \"Bearer {token}\"".into(),
             ],
@@ -1067,7 +1075,11 @@ fn session_guess(doc: &Value) -> SessionGuess {
 }
 
 /// Field names (normalised) that hold each placeholder, per action.
-fn field_placeholder(action: &str, name: &str, schema_format: Option<&str>) -> Option<&'static str> {
+fn field_placeholder(
+    action: &str,
+    name: &str,
+    schema_format: Option<&str>,
+) -> Option<&'static str> {
     let n = norm(name);
     let n = n.as_str();
     let by_action = match action {
@@ -1084,8 +1096,8 @@ fn field_placeholder(action: &str, name: &str, schema_format: Option<&str>) -> O
             "end" | "endtime" | "endsat" | "endat" | "until" | "to" => Some("{slot_end}"),
             "date" | "day" => Some("{slot_date}"),
             "hour" => Some("{slot_hour}"),
-            "notes" | "note" | "reason" | "comment" | "comments" | "description"
-            | "symptoms" | "message" => Some("{notes}"),
+            "notes" | "note" | "reason" | "comment" | "comments" | "description" | "symptoms"
+            | "message" => Some("{notes}"),
             _ if schema_format == Some("date-time") => Some("{slot_start}"),
             _ => None,
         },
@@ -1113,7 +1125,12 @@ struct Draft<'d> {
 
 impl<'d> Draft<'d> {
     /// The path template of `op` for `action`, and notes for parameters it could not fill.
-    fn path_template(&mut self, op: &Operation<'_>, action: &str, extra: &[Obj]) -> (String, Vec<String>) {
+    fn path_template(
+        &mut self,
+        op: &Operation<'_>,
+        action: &str,
+        extra: &[Obj],
+    ) -> (String, Vec<String>) {
         let mut path = String::new();
         let mut notes = Vec::new();
         for segment in &op.segments {
@@ -1155,7 +1172,8 @@ impl<'d> Draft<'d> {
                     if o == Obj::Me {
                         self.uses_me = true;
                     }
-                    req.query.push((p.name.clone(), o.placeholder().to_string()));
+                    req.query
+                        .push((p.name.clone(), o.placeholder().to_string()));
                 }
                 None if p.required => {
                     req.query.push((p.name.clone(), "TODO".into()));
@@ -1218,7 +1236,13 @@ impl<'d> Draft<'d> {
     }
 
     /// A JSON body object: mapped fields, and every required field (TODO where unknown).
-    fn fill_object(&mut self, schema: &Value, action: &str, req: &mut Req, depth: usize) -> Vec<(String, Tv)> {
+    fn fill_object(
+        &mut self,
+        schema: &Value,
+        action: &str,
+        req: &mut Req,
+        depth: usize,
+    ) -> Vec<(String, Tv)> {
         let doc = self.doc;
         let required = required_names(doc, schema, 0);
         let mut out = Vec::new();
@@ -1293,10 +1317,9 @@ impl<'d> Draft<'d> {
         req.success = op.success();
         // An operation that answers 202 with a Location header is asynchronous.
         if op.documents(202)
-            && op
-                .responses
-                .iter()
-                .any(|r| r.status == 202 && r.headers.iter().any(|h| h.eq_ignore_ascii_case("location")))
+            && op.responses.iter().any(|r| {
+                r.status == 202 && r.headers.iter().any(|h| h.eq_ignore_ascii_case("location"))
+            })
         {
             req.poll = Some(inline([("url", inline([("header", q("Location"))]))]));
             req.notes.push(
@@ -1321,7 +1344,8 @@ impl<'d> Draft<'d> {
         if let Some(schema) = op.response_schema()
             && let Some(pointer) = find_field(doc, schema, fields)
         {
-            req.captures.push((name.to_string(), json_capture(&pointer)));
+            req.captures
+                .push((name.to_string(), json_capture(&pointer)));
             return true;
         }
         if op
@@ -1375,7 +1399,14 @@ const TOKEN_FIELDS: &[&str] = &[
     "jwt",
     "idtoken",
 ];
-const ME_FIELDS: &[&str] = &["patientid", "userid", "accountid", "memberid", "personid", "id"];
+const ME_FIELDS: &[&str] = &[
+    "patientid",
+    "userid",
+    "accountid",
+    "memberid",
+    "personid",
+    "id",
+];
 const APPOINTMENT_FIELDS: &[&str] = &[
     "appointmentid",
     "bookingid",
@@ -1416,8 +1447,14 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
         .is_some();
     match action {
         "register" => {
-            let registers = op.has_word(&["register", "registration", "signup", "enrol", "enroll", "join"])
-                || (noun_obj == Some(Obj::Me) && noun.as_deref() != Some("subject"));
+            let registers = op.has_word(&[
+                "register",
+                "registration",
+                "signup",
+                "enrol",
+                "enroll",
+                "join",
+            ]) || (noun_obj == Some(Obj::Me) && noun.as_deref() != Some("subject"));
             (m == "POST"
                 && !op.ends_with_param()
                 && op.path_objs().is_empty()
@@ -1427,7 +1464,14 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
         }
         "login" => (m == "POST"
             && op.path_objs().is_empty()
-            && op.has_word(&["login", "signin", "authenticate", "auth", "token", "session"])
+            && op.has_word(&[
+                "login",
+                "signin",
+                "authenticate",
+                "auth",
+                "token",
+                "session",
+            ])
             && noun_obj != Some(Obj::Me))
         .then_some(if has_token { 10 } else { 3 }),
         "book" => (m == "POST"
@@ -1481,8 +1525,16 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
             && (matches!(
                 noun.as_deref(),
                 Some(
-                    "media" | "chunk" | "segment" | "upload" | "stream" | "data" | "frame"
-                        | "audio" | "video" | "content"
+                    "media"
+                        | "chunk"
+                        | "segment"
+                        | "upload"
+                        | "stream"
+                        | "data"
+                        | "frame"
+                        | "audio"
+                        | "video"
+                        | "content"
                 )
             ) || op.body_is_binary(doc)))
         .then_some(if op.body_is_binary(doc) { 11 } else { 9 }),
@@ -1492,8 +1544,15 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
                 && matches!(
                     noun.as_deref(),
                     Some(
-                        "end" | "hangup" | "hang-up" | "finish" | "close" | "stop" | "complete"
-                            | "leave" | "terminate"
+                        "end"
+                            | "hangup"
+                            | "hang-up"
+                            | "finish"
+                            | "close"
+                            | "stop"
+                            | "complete"
+                            | "leave"
+                            | "terminate"
                     )
                 )
             {
@@ -1508,8 +1567,17 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
                     && matches!(
                         noun.as_deref(),
                         Some(
-                            "download" | "content" | "media" | "play" | "playback" | "stream"
-                                | "file" | "data" | "byte" | "link" | "url"
+                            "download"
+                                | "content"
+                                | "media"
+                                | "play"
+                                | "playback"
+                                | "stream"
+                                | "file"
+                                | "data"
+                                | "byte"
+                                | "link"
+                                | "url"
                         )
                     ));
             (m == "GET" || (m == "POST" && op.has_word(&["download", "link", "url"])))
@@ -1521,7 +1589,10 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
         "erase-account" => {
             let own_item = op.ends_with_param() && op.item_obj() == Some(Obj::Me);
             let own_literal = !op.has_object_params()
-                && matches!(op.last_lit().as_deref(), Some("me" | "account" | "profile" | "self"));
+                && matches!(
+                    op.last_lit().as_deref(),
+                    Some("me" | "account" | "profile" | "self")
+                );
             (m == "DELETE" && (own_item || own_literal)).then_some(10)
         }
         _ => None,
@@ -1559,7 +1630,10 @@ fn recording_item(doc: &Value, op: &Operation<'_>, item: &Value) -> Option<(Stri
         Some((_, resource)) => (resource, "/resource"),
         None => (item, ""),
     };
-    let names: Vec<String> = properties(doc, inner, 0).iter().map(|(n, _)| norm(n)).collect();
+    let names: Vec<String> = properties(doc, inner, 0)
+        .iter()
+        .map(|(n, _)| norm(n))
+        .collect();
     let mentions_media = inner
         .pointer("/properties/resourceType/enum")
         .and_then(Value::as_array)
@@ -1576,17 +1650,26 @@ fn recording_item(doc: &Value, op: &Operation<'_>, item: &Value) -> Option<(Stri
             .as_deref()
             .and_then(Obj::of_noun)
             .is_some_and(|o| o == Obj::Recording)
-        || op.has_word(&["recording", "replay", "history", "timeline", "media", "library"]);
+        || op.has_word(&[
+            "recording",
+            "replay",
+            "history",
+            "timeline",
+            "media",
+            "library",
+        ]);
     if !recordingish {
         return None;
     }
-    let id = specific.or_else(|| names.contains(&"id".to_string()).then(|| {
-        properties(doc, inner, 0)
-            .iter()
-            .find(|(n, _)| norm(n) == "id")
-            .map(|(n, _)| format!("/{}", escape_pointer(n)))
-            .unwrap_or_else(|| "/id".into())
-    }))?;
+    let id = specific.or_else(|| {
+        names.contains(&"id".to_string()).then(|| {
+            properties(doc, inner, 0)
+                .iter()
+                .find(|(n, _)| norm(n) == "id")
+                .map(|(n, _)| format!("/{}", escape_pointer(n)))
+                .unwrap_or_else(|| "/id".into())
+        })
+    })?;
     Some((format!("{prefix}{id}"), !prefix.is_empty()))
 }
 
@@ -1596,8 +1679,20 @@ fn items_array<'a>(doc: &'a Value, schema: &'a Value) -> Option<(String, &'a Val
         return Some((String::new(), item));
     }
     const PREFERRED: &[&str] = &[
-        "items", "data", "results", "entries", "entry", "records", "recordings", "media",
-        "content", "list", "values", "hits", "nodes", "edges",
+        "items",
+        "data",
+        "results",
+        "entries",
+        "entry",
+        "records",
+        "recordings",
+        "media",
+        "content",
+        "list",
+        "values",
+        "hits",
+        "nodes",
+        "edges",
     ];
     let props = properties(doc, schema, 0);
     let arrays: Vec<(&str, &Value)> = props
@@ -1682,7 +1777,11 @@ fn view_name(op: &Operation<'_>, taken: &BTreeSet<String>) -> String {
         name.remove(0);
     }
     let name = name.trim_end_matches('-').to_string();
-    let name = if name.is_empty() { "view".to_string() } else { name };
+    let name = if name.is_empty() {
+        "view".to_string()
+    } else {
+        name
+    };
     if !taken.contains(&name) {
         return name;
     }
@@ -1697,7 +1796,9 @@ impl<'d> Draft<'d> {
     fn view(&mut self, op: &Operation<'_>, taken: &BTreeSet<String>) -> Option<ViewDraft> {
         let doc = self.doc;
         let searches = op.method == "POST" && op.has_word(&["search", "query", "find", "filter"]);
-        if !(op.method == "GET" || searches) || op.ends_with_param() && op.item_obj() != Some(Obj::Me) {
+        if !(op.method == "GET" || searches)
+            || op.ends_with_param() && op.item_obj() != Some(Obj::Me)
+        {
             return None;
         }
         if op.has_path_obj(Obj::Recording) {
@@ -1824,9 +1925,16 @@ impl<'d> Draft<'d> {
         let mut all_query = paging_query;
         all_query.extend(query);
 
-        let order = if ["newest first", "most recent first", "latest first", "descending", "reverse chronological", "newest-first"]
-            .iter()
-            .any(|t| op.text.contains(t))
+        let order = if [
+            "newest first",
+            "most recent first",
+            "latest first",
+            "descending",
+            "reverse chronological",
+            "newest-first",
+        ]
+        .iter()
+        .any(|t| op.text.contains(t))
         {
             "newest-first"
         } else if ["oldest first", "ascending", "chronological", "oldest-first"]
@@ -1908,7 +2016,19 @@ pub fn draft_from_openapi(doc: &Value) -> String {
     // The best operation for each action; an operation serves one action at most.
     let mut used = vec![false; ops.len()];
     let mut chosen: Vec<(&str, Option<usize>)> = Vec::new();
-    for action in ["register", "book", "cancel", "start-call", "upgrade", "send-media", "end-call", "play", "erase", "erase-account", "login"] {
+    for action in [
+        "register",
+        "book",
+        "cancel",
+        "start-call",
+        "upgrade",
+        "send-media",
+        "end-call",
+        "play",
+        "erase",
+        "erase-account",
+        "login",
+    ] {
         let best = ops
             .iter()
             .enumerate()
@@ -1925,7 +2045,12 @@ pub fn draft_from_openapi(doc: &Value) -> String {
         }
         chosen.push((action, best));
     }
-    let pick = |name: &str| chosen.iter().find(|(a, _)| *a == name).and_then(|(_, i)| *i);
+    let pick = |name: &str| {
+        chosen
+            .iter()
+            .find(|(a, _)| *a == name)
+            .and_then(|(_, i)| *i)
+    };
 
     let session = session_guess(doc);
     let mut actions_text = String::new();
@@ -1972,9 +2097,9 @@ pub fn draft_from_openapi(doc: &Value) -> String {
                             requests.push(req);
                             let mut second = draft.request(login, action);
                             second.session = Some(false);
-                            second.notes.push(
-                                "Registration answers no credential: log in next.".into(),
-                            );
+                            second
+                                .notes
+                                .push("Registration answers no credential: log in next.".into());
                             match token_capture(doc, login, &session) {
                                 Some(capture) => second.captures.push(("token".into(), capture)),
                                 None => {
@@ -1982,7 +2107,8 @@ pub fn draft_from_openapi(doc: &Value) -> String {
                                         .captures
                                         .push(("token".into(), json_capture("/TODO-token")));
                                     second.notes.push(
-                                        "TODO: where is the credential in the login response?".into(),
+                                        "TODO: where is the credential in the login response?"
+                                            .into(),
                                     );
                                 }
                             }
@@ -2043,7 +2169,9 @@ pub fn draft_from_openapi(doc: &Value) -> String {
                     .response_schema()
                     .and_then(|s| find_field(doc, s, LINK_FIELDS))
                 {
-                    first.captures.push(("download".into(), json_capture(&link)));
+                    first
+                        .captures
+                        .push(("download".into(), json_capture(&link)));
                     let mut second = Req::new("GET");
                     second.notes.push(
                         "The download link from the first request. TODO: does it need the session (`session = true`)?"
@@ -2095,6 +2223,31 @@ pub fn draft_from_openapi(doc: &Value) -> String {
             views_text.push_str(&view.text);
         }
     }
+
+    // A health endpoint, checked before any case.
+    let health = ops.iter().enumerate().find(|(i, op)| {
+        !used[*i]
+            && op.method == "GET"
+            && op.path_objs().is_empty()
+            && op.segments.iter().all(|s| matches!(s, Segment::Lit(_)))
+            && (matches!(
+                op.last_lit().as_deref(),
+                Some(
+                    "healthz"
+                        | "health"
+                        | "readyz"
+                        | "ready"
+                        | "livez"
+                        | "ping"
+                        | "alive"
+                        | "status"
+                )
+            ) || op.has_word(&["health", "healthz", "healthcheck"]))
+    });
+    let health_path = health.map(|(i, op)| {
+        used[i] = true;
+        op.path.clone()
+    });
 
     // `{me}` is used somewhere: registration must capture it.
     let register_me = if draft.uses_me {
@@ -2150,8 +2303,22 @@ pub fn draft_from_openapi(doc: &Value) -> String {
     let _ = writeln!(
         out,
         "description = {}",
-        q(&format!("Drafted from the OpenAPI document of {}", clean(title)))
+        q(&format!(
+            "Drafted from the OpenAPI document of {}",
+            clean(title)
+        ))
     );
+    match &health_path {
+        Some(path) => {
+            let _ = writeln!(out, "health = {}", q(path));
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "# TODO: no health endpoint found; `health = \"/healthz\"` checks the service is up before any case."
+            );
+        }
+    }
     out.push('\n');
     let _ = writeln!(out, "[session]");
     for line in &session.lines {
@@ -2202,7 +2369,11 @@ pub fn draft_from_openapi(doc: &Value) -> String {
             let _ = writeln!(out, "#   {label}");
         }
         if unbound.len() > UNBOUND_LISTED_MAX {
-            let _ = writeln!(out, "#   ... and {} more", unbound.len() - UNBOUND_LISTED_MAX);
+            let _ = writeln!(
+                out,
+                "#   ... and {} more",
+                unbound.len() - UNBOUND_LISTED_MAX
+            );
         }
     }
     out
@@ -2236,7 +2407,11 @@ fn slug(title: &str) -> String {
     let joined = words(title).join("-");
     let cut: String = joined.chars().take(40).collect();
     let cut = cut.trim_matches('-').to_string();
-    if cut.is_empty() { "service".into() } else { cut }
+    if cut.is_empty() {
+        "service".into()
+    } else {
+        cut
+    }
 }
 
 #[cfg(test)]
@@ -2256,7 +2431,10 @@ mod tests {
             .map(|r| {
                 (
                     r.method.clone(),
-                    r.path.as_ref().map(|p| p.get_ref().clone()).unwrap_or_default(),
+                    r.path
+                        .as_ref()
+                        .map(|p| p.get_ref().clone())
+                        .unwrap_or_default(),
                 )
             })
             .collect()
@@ -2279,8 +2457,7 @@ mod tests {
     }
 
     fn query(view: &ViewFile) -> Vec<(String, String)> {
-        view.request
-            .query
+        view.query
             .iter()
             .map(|(k, v)| (k.clone(), v.get_ref().clone()))
             .collect()
@@ -2325,6 +2502,7 @@ mod tests {
                 ),
             }
         }
+        assert_eq!(drafted.health, reference.health);
         assert_eq!(drafted.session.header.as_deref(), Some("Authorization"));
         assert_eq!(
             drafted.session.value.as_ref().map(|v| v.get_ref().as_str()),
@@ -2338,19 +2516,91 @@ mod tests {
         assert_eq!(drafted.views.len(), 1, "{draft}");
         let history = &drafted.views["history"];
         let want = &reference.views["history"];
-        assert_eq!(
-            history.request.path.as_ref().map(|p| p.get_ref().clone()),
-            want.request.path.as_ref().map(|p| p.get_ref().clone())
-        );
+        assert_eq!(history.path.get_ref(), want.path.get_ref());
         assert_eq!(query(history), query(want));
         assert_eq!(history.items, want.items);
         assert_eq!(history.id, want.id);
         assert_eq!(history.order, want.order);
         assert_eq!(history.pagination.as_ref().unwrap().kind, "page");
         // Nothing of the clinic is left undecided but the action it lacks.
-        for line in draft.lines().filter(|l| l.contains("TODO")) {
+        for line in draft.lines().filter(|l| l.contains("TODO:")) {
             assert!(line.contains("`erase-account`"), "{line}\n{draft}");
         }
+    }
+
+    #[test]
+    fn the_clinic_draft_compiles_to_the_clinic_capabilities() {
+        // Goal: the draft for the clinic is usable unchanged: it compiles
+        // (placeholders, pointers, outputs all checked) to exactly what the
+        // hand-written binding gives the model, health check included.
+        let draft = draft_from_openapi(&clinic::openapi::document());
+        let binding = crate::binding::Binding::parse(&draft, "draft.toml")
+            .unwrap_or_else(|e| panic!("{e}\n{draft}"));
+        let clinic = crate::binding::Binding::clinic();
+        assert_eq!(binding.caps, clinic.caps);
+        assert_eq!(binding.health, clinic.health);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_clinic_draft_drives_the_clinic_and_finds_a_planted_leak() {
+        // Goal: the unchanged draft drives the embedded clinic: a clean clinic
+        // passes, and a planted fault is found through it. Method: the
+        // sequential search with a fixed seed and few cases, once each.
+        use crate::runner::{CheckConfig, Verdict, check};
+        // `binding` moves into the second target; its capabilities are Copy.
+        use crate::target::{Target, TargetSpec};
+        let draft = draft_from_openapi(&clinic::openapi::document());
+        let binding = std::sync::Arc::new(
+            crate::binding::Binding::parse(&draft, "draft.toml").expect("compiles"),
+        );
+        let config = CheckConfig {
+            seed: 7,
+            cases: 40,
+            limits: crate::model::Limits {
+                caps: binding.caps,
+                ..crate::model::Limits::default()
+            },
+            ..CheckConfig::default()
+        };
+        let clean = Target::new(TargetSpec::Embedded, clinic::FaultSet::default())
+            .with_binding(binding.clone());
+        let binding_caps = binding.caps;
+        let report = check(&clean, &config, &mut ()).await;
+        clean.shutdown().await;
+        // Judged clause by clause rather than by `verdict()`, whose coverage
+        // rule does not yet leave out the actions a binding lacks
+        // (erase-account here): no finding, no failure, no divergence, and
+        // every action the draft binds was exercised.
+        assert!(report.finding.is_none(), "a finding on the clean clinic");
+        assert!(
+            report.target_failure.is_none(),
+            "{:?}",
+            report.target_failure
+        );
+        assert!(
+            report.first_divergence.is_none(),
+            "{:?}",
+            report.first_divergence
+        );
+        for (name, runs) in crate::model::ACTIONS.iter().zip(report.coverage) {
+            let bound = match crate::model::Action::ALL.iter().find(|a| a.name() == *name) {
+                Some(action) => binding_caps.has(*action),
+                // register, view and probe: always generated for this binding.
+                None => true,
+            };
+            assert_eq!(runs > 0, bound, "{name} ran {runs} times");
+        }
+
+        let mut faults = clinic::FaultSet::default();
+        faults.insert(clinic::Fault::RecordingIdor);
+        let faulty = Target::new(TargetSpec::Embedded, faults).with_binding(binding);
+        let report = check(&faulty, &config, &mut ()).await;
+        faulty.shutdown().await;
+        assert_eq!(
+            report.verdict(),
+            Verdict::Violation,
+            "recording-idor through the draft"
+        );
     }
 
     #[test]
@@ -2407,7 +2657,11 @@ mod tests {
         let register = &file.actions.register.requests[0];
         assert_eq!(register.path.as_ref().unwrap().get_ref(), "/fhir/Patient");
         assert_eq!(register.capture["token"].json.as_deref(), Some("/token"));
-        assert_eq!(register.capture["me"].json.as_deref(), Some("/id"), "{draft}");
+        assert_eq!(
+            register.capture["me"].json.as_deref(),
+            Some("/id"),
+            "{draft}"
+        );
         assert_eq!(file.views.len(), 1, "{draft}");
         let (name, view) = file.views.iter().next().unwrap();
         assert_eq!(name, "media");
@@ -2489,23 +2743,48 @@ mod tests {
         let register = &file.actions.register.requests[0];
         assert_eq!(register.capture["token"].cookie.as_deref(), Some("sid"));
         let book = &file.actions.book.as_ref().expect("book").requests[0];
-        assert_eq!(book.capture["appointment"].json.as_deref(), Some("/visit/visitId"));
-        let start = &file.actions.start_call.as_ref().expect("start-call").requests[0];
+        assert_eq!(
+            book.capture["appointment"].json.as_deref(),
+            Some("/visit/visitId")
+        );
+        let start = &file
+            .actions
+            .start_call
+            .as_ref()
+            .expect("start-call")
+            .requests[0];
         assert_eq!(
             start.path.as_ref().unwrap().get_ref(),
             "/visits/{appointment}/session"
         );
         assert_eq!(start.capture["call"].json.as_deref(), Some("/sessionId"));
-        assert_eq!(start.capture["recording"].json.as_deref(), Some("/recordingId"));
-        let media = &file.actions.send_media.as_ref().expect("send-media").requests[0];
+        assert_eq!(
+            start.capture["recording"].json.as_deref(),
+            Some("/recordingId")
+        );
+        let media = &file
+            .actions
+            .send_media
+            .as_ref()
+            .expect("send-media")
+            .requests[0];
         assert_eq!(media.body.as_ref().unwrap().get_ref(), "{media}");
         assert_eq!(media.content_type.as_deref(), Some("audio/webm"));
         let end = &file.actions.end_call.as_ref().expect("end-call").requests[0];
-        assert_eq!(end.path.as_ref().unwrap().get_ref(), "/sessions/{call}/hangup");
+        assert_eq!(
+            end.path.as_ref().unwrap().get_ref(),
+            "/sessions/{call}/hangup"
+        );
         let play = file.actions.play.as_ref().expect("play");
         assert_eq!(play.requests.len(), 2, "{draft}");
-        assert_eq!(play.requests[0].capture["download"].json.as_deref(), Some("/url"));
-        assert_eq!(play.requests[1].url.as_ref().unwrap().get_ref(), "{download}");
+        assert_eq!(
+            play.requests[0].capture["download"].json.as_deref(),
+            Some("/url")
+        );
+        assert_eq!(
+            play.requests[1].url.as_ref().unwrap().get_ref(),
+            "{download}"
+        );
         assert!(play.requests[1].media);
         assert!(file.actions.cancel.is_none());
         assert!(file.actions.erase.is_some());
@@ -2516,7 +2795,10 @@ mod tests {
         assert_eq!(view.order.as_deref(), Some("oldest-first"));
         let pagination = view.pagination.as_ref().unwrap();
         assert_eq!(pagination.kind, "cursor");
-        assert_eq!(pagination.next.as_ref().unwrap().json.as_deref(), Some("/nextCursor"));
+        assert_eq!(
+            pagination.next.as_ref().unwrap().json.as_deref(),
+            Some("/nextCursor")
+        );
         assert_eq!(
             query(view),
             vec![
@@ -2543,7 +2825,12 @@ mod tests {
                 "/weird/{a\"b}": { "get": { "responses": { "200": { "description": "" } } } }
             }
         });
-        for doc in [cyclic, json!({}), json!(42), json!({ "openapi": "3.0.0", "paths": {} })] {
+        for doc in [
+            cyclic,
+            json!({}),
+            json!(42),
+            json!({ "openapi": "3.0.0", "paths": {} }),
+        ] {
             let draft = draft_from_openapi(&doc);
             let file = parse(&draft);
             assert!(draft.contains("TODO"), "{draft}");
@@ -2566,7 +2853,10 @@ mod tests {
             "http:///x",
         ] {
             let err = fetch_openapi(url).await.unwrap_err();
-            assert!(!err.contains("secret") && !err.contains("127.0.0.1"), "{err}");
+            assert!(
+                !err.contains("secret") && !err.contains("127.0.0.1"),
+                "{err}"
+            );
         }
     }
 
@@ -2584,14 +2874,21 @@ mod tests {
         use axum::{Router, response::Redirect, routing::get};
         let huge = "x".repeat(OPENAPI_BYTES_MAX + 1);
         let app = Router::new()
-            .route("/moved", get(|| async { Redirect::temporary("/openapi.json") }))
+            .route(
+                "/moved",
+                get(|| async { Redirect::temporary("/openapi.json") }),
+            )
             .route("/huge", get(move || async move { huge }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let moved = fetch_openapi(&format!("http://{addr}/moved")).await.unwrap_err();
+        let moved = fetch_openapi(&format!("http://{addr}/moved"))
+            .await
+            .unwrap_err();
         assert!(moved.contains("redirects are not followed"), "{moved}");
-        let huge = fetch_openapi(&format!("http://{addr}/huge")).await.unwrap_err();
+        let huge = fetch_openapi(&format!("http://{addr}/huge"))
+            .await
+            .unwrap_err();
         assert!(huge.contains("larger than 8 MiB"), "{huge}");
     }
 }

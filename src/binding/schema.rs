@@ -24,7 +24,9 @@ mod tests {
         // editor completes every key. Method: parse it and look up the
         // top-level properties, the actions and a nested key's documentation.
         let schema: serde_json::Value = serde_json::from_str(&schema_json()).unwrap();
-        let top = schema["properties"].as_object().expect("top-level properties");
+        let top = schema["properties"]
+            .as_object()
+            .expect("top-level properties");
         for key in [
             "name",
             "service",
