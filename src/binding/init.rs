@@ -962,7 +962,9 @@ fn available(action: &str) -> &'static [Obj] {
         "register" => &[],
         "book" => &[Obj::Me],
         "cancel" | "start-call" => &[Obj::Appointment, Obj::Me],
-        "upgrade" | "send-media" | "end-call" => &[Obj::Call, Obj::Recording, Obj::Me],
+        "upgrade" | "send-media" | "end-call" => {
+            &[Obj::Call, Obj::Recording, Obj::Appointment, Obj::Me]
+        }
         "play" | "erase" => &[Obj::Recording, Obj::Me],
         _ => &[Obj::Me],
     }
@@ -1642,7 +1644,7 @@ fn recording_item(doc: &Value, op: &Operation<'_>, item: &Value) -> Option<(Stri
                 .filter_map(Value::as_str)
                 .any(|t| matches!(t, "Media" | "DocumentReference" | "Binary"))
         });
-    let specific = find_field(doc, inner, &RECORDING_FIELDS[..]);
+    let specific = find_field(doc, inner, RECORDING_FIELDS);
     let recordingish = specific.is_some()
         || mentions_media
         || op
