@@ -34,6 +34,12 @@ pub const REF_HOPS_MAX: usize = 16;
 /// How deep a schema is walked looking for a field.
 pub const SCHEMA_DEPTH_MAX: usize = 4;
 
+/// Most schema nodes visited by one walk (`allOf` members, nested objects).
+pub const SCHEMA_VISITS_MAX: usize = 32;
+
+/// Most properties read from one schema.
+pub const PROPERTIES_MAX: usize = 256;
+
 /// Longest comment line copied from the document.
 const COMMENT_LEN_MAX: usize = 100;
 
@@ -406,13 +412,34 @@ fn resolve<'a>(doc: &'a Value, mut value: &'a Value) -> &'a Value {
 
 /// A schema's properties, `allOf` members merged (bounded), in document order.
 fn properties<'a>(doc: &'a Value, schema: &'a Value, depth: usize) -> Vec<(&'a str, &'a Value)> {
-    let schema = resolve(doc, schema);
     let mut out = Vec::new();
-    if depth > SCHEMA_DEPTH_MAX {
-        return out;
+    let mut visits = SCHEMA_VISITS_MAX;
+    collect_properties(doc, schema, depth, &mut visits, &mut out);
+    out
+}
+
+/// [`properties`], with a budget of schema nodes visited so that an
+/// `allOf` that names itself many times cannot blow up.
+fn collect_properties<'a>(
+    doc: &'a Value,
+    schema: &'a Value,
+    depth: usize,
+    visits: &mut usize,
+    out: &mut Vec<(&'a str, &'a Value)>,
+) {
+    if depth > SCHEMA_DEPTH_MAX || *visits == 0 || out.len() >= PROPERTIES_MAX {
+        return;
     }
+    *visits -= 1;
+    let schema = resolve(doc, schema);
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-        out.extend(props.iter().map(|(k, v)| (k.as_str(), resolve(doc, v))));
+        let room = PROPERTIES_MAX - out.len();
+        out.extend(
+            props
+                .iter()
+                .take(room)
+                .map(|(k, v)| (k.as_str(), resolve(doc, v))),
+        );
     }
     for combinator in ["allOf", "oneOf", "anyOf"] {
         if let Some(members) = schema.get(combinator).and_then(Value::as_array) {
@@ -422,29 +449,45 @@ fn properties<'a>(doc: &'a Value, schema: &'a Value, depth: usize) -> Vec<(&'a s
             } else {
                 1
             };
-            for member in members.iter().take(take.min(16)) {
-                out.extend(properties(doc, member, depth + 1));
+            for member in members.iter().take(take) {
+                collect_properties(doc, member, depth + 1, visits, out);
             }
         }
     }
-    out
 }
 
 fn required_names<'a>(doc: &'a Value, schema: &'a Value, depth: usize) -> BTreeSet<&'a str> {
+    let mut out = BTreeSet::new();
+    let mut visits = SCHEMA_VISITS_MAX;
+    collect_required(doc, schema, depth, &mut visits, &mut out);
+    out
+}
+
+fn collect_required<'a>(
+    doc: &'a Value,
+    schema: &'a Value,
+    depth: usize,
+    visits: &mut usize,
+    out: &mut BTreeSet<&'a str>,
+) {
+    if depth > SCHEMA_DEPTH_MAX || *visits == 0 {
+        return;
+    }
+    *visits -= 1;
     let schema = resolve(doc, schema);
-    let mut out: BTreeSet<&str> = schema
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if depth <= SCHEMA_DEPTH_MAX
-        && let Some(members) = schema.get("allOf").and_then(Value::as_array)
-    {
-        for member in members.iter().take(16) {
-            out.extend(required_names(doc, member, depth + 1));
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        out.extend(
+            required
+                .iter()
+                .take(PROPERTIES_MAX)
+                .filter_map(Value::as_str),
+        );
+    }
+    if let Some(members) = schema.get("allOf").and_then(Value::as_array) {
+        for member in members {
+            collect_required(doc, member, depth + 1, visits, out);
         }
     }
-    out
 }
 
 fn schema_type<'a>(doc: &'a Value, schema: &'a Value) -> Option<&'a str> {
@@ -751,9 +794,22 @@ fn find_named(
     matches: &dyn Fn(&str) -> bool,
     depth: usize,
 ) -> Option<String> {
-    if depth > SCHEMA_DEPTH_MAX.min(3) {
+    let mut visits = SCHEMA_VISITS_MAX;
+    find_named_within(doc, schema, matches, depth, &mut visits)
+}
+
+/// [`find_named`] with a budget of objects descended into.
+fn find_named_within(
+    doc: &Value,
+    schema: &Value,
+    matches: &dyn Fn(&str) -> bool,
+    depth: usize,
+    visits: &mut usize,
+) -> Option<String> {
+    if depth > SCHEMA_DEPTH_MAX.min(3) || *visits == 0 {
         return None;
     }
+    *visits -= 1;
     let props = properties(doc, schema, 0);
     for (name, sub) in &props {
         if matches(&norm(name)) && !matches!(schema_type(doc, sub), Some("object" | "array")) {
@@ -762,7 +818,7 @@ fn find_named(
     }
     for (name, sub) in &props {
         if schema_type(doc, sub) == Some("object")
-            && let Some(inner) = find_named(doc, sub, matches, depth + 1)
+            && let Some(inner) = find_named_within(doc, sub, matches, depth + 1, visits)
         {
             return Some(format!("/{}{inner}", escape_pointer(name)));
         }
@@ -1443,10 +1499,11 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
     let m = op.method;
     let noun = op.last_noun();
     let noun_obj = noun.as_deref().and_then(Obj::of_noun);
-    let has_token = op
-        .response_schema()
-        .and_then(|s| find_field(doc, s, TOKEN_FIELDS))
-        .is_some();
+    let has_token = || {
+        op.response_schema()
+            .and_then(|s| find_field(doc, s, TOKEN_FIELDS))
+            .is_some()
+    };
     match action {
         "register" => {
             let registers = op.has_word(&[
@@ -1462,7 +1519,7 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
                 && op.path_objs().is_empty()
                 && registers
                 && !op.has_word(&["login", "signin", "logout"]))
-            .then(|| 10 + if has_token { 5 } else { 0 } + if op.public { 3 } else { 0 })
+            .then(|| 10 + if has_token() { 5 } else { 0 } + if op.public { 3 } else { 0 })
         }
         "login" => (m == "POST"
             && op.path_objs().is_empty()
@@ -1475,7 +1532,7 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
                 "session",
             ])
             && noun_obj != Some(Obj::Me))
-        .then_some(if has_token { 10 } else { 3 }),
+        .then(|| if has_token() { 10 } else { 3 }),
         "book" => (m == "POST"
             && !op.ends_with_param()
             && !op.has_object_params()
@@ -2827,8 +2884,25 @@ mod tests {
                 "/weird/{a\"b}": { "get": { "responses": { "200": { "description": "" } } } }
             }
         });
+        // An allOf that names itself 64 times, nested: unbounded, this walk
+        // would visit 64^5 schemas for every field looked up.
+        let bomb_members: Vec<Value> = (0..64)
+            .map(|_| json!({ "$ref": "#/components/schemas/Bomb" }))
+            .collect();
+        let bomb = json!({
+            "openapi": "3.0.0",
+            "components": { "schemas": { "Bomb": { "allOf": bomb_members,
+                "properties": { "x": { "$ref": "#/components/schemas/Bomb" } } } } },
+            "paths": { "/patients": { "post": {
+                "requestBody": { "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Bomb" } } } },
+                "responses": { "201": { "description": "", "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/Bomb" } } } } } } },
+                "/recordings": { "get": { "responses": { "200": { "description": "", "content": {
+                    "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/Bomb" } } } } } } } } }
+        });
         for doc in [
             cyclic,
+            bomb,
             json!({}),
             json!(42),
             json!({ "openapi": "3.0.0", "paths": {} }),
