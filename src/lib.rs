@@ -17,8 +17,8 @@
 //! - [`report`]: console text, JSON and JUnit XML.
 //! - [`cli`]: the `chaperone` command line.
 
-pub mod cli;
 pub mod binding;
+pub mod cli;
 pub mod driver;
 pub mod import;
 pub mod model;

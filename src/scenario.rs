@@ -240,7 +240,8 @@ impl Scenario {
             ));
         }
         let caps = model::caps_for(&steps);
-        if let Some(i) = model::first_invalid_grouped(model::limits_for(caps, &steps), &steps, &groups)
+        if let Some(i) =
+            model::first_invalid_grouped(model::limits_for(caps, &steps), &steps, &groups)
         {
             let line = &raw.steps.get_ref()[line_of_step[i]];
             let together = if groups.is_empty() {

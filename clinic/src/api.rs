@@ -1,8 +1,10 @@
 //! The api service: patients, appointments, calls, history, playback, erasure.
 //!
-//! JSON over HTTP with bearer tokens; the routes, bodies and status codes are
-//! those of [`crate::openapi::document`]. Data lives in SQLite (the private
-//! `db` module), media in the media service, reached through a [`MediaLink`].
+//! JSON over HTTP with bearer tokens; the `/v1` routes, bodies and status
+//! codes are those of [`crate::openapi::document`]; the FHIR shape
+//! ([`crate::fhir`]) is nested under `/fhir`. Both call the same operations
+//! (the private `service` module). Data lives in SQLite (the private `db`
+//! module), media in the media service, reached through a [`MediaLink`].
 //!
 //! **Invariants.** The SQLite mutex is only taken inside `ApiState::db`, whose
 //! closure is synchronous, so it is never held across an `.await`. Handlers
@@ -14,7 +16,7 @@
 //!
 //! With no fault planted, a patient never lists, fetches or changes another
 //! patient's recordings. Each planted fault is a marked branch guarded by
-//! `faults.contains(..)`.
+//! `faults.contains(..)`, in `service` or the store, so both shapes reach it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -36,6 +38,7 @@ use crate::error::{ApiError, json_errors};
 use crate::fault::{Fault, FaultSet};
 use crate::link::{MediaError, MediaLink};
 use crate::media::CHUNK_BYTES_MAX;
+use crate::service::{CacheKey, RecordingPage, Scope};
 use crate::{Config, StartError};
 
 /// The largest JSON request body: 64 KiB, far more than any request needs.
@@ -54,23 +57,25 @@ pub const RECORDING_KIND_HEADER: &str = "x-recording-kind";
 #[derive(Clone)]
 pub struct ApiState {
     /// The shared part, behind one `Arc`.
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+/// The state behind [`ApiState`]; the fault fields are used by `service`.
+pub(crate) struct Inner {
     /// The store; locked only inside [`ApiState::db`].
     db: Mutex<Db>,
     /// The planted faults; fixed for the life of the service.
     faults: FaultSet,
     /// How to reach the media service.
     media: MediaLink,
-    /// `history-cache-shared`: history bodies by `(page, per_page)`, not by patient.
-    history_cache: Mutex<HashMap<(u32, u32), serde_json::Value>>,
-    /// `upgrade-phantom`: the patient who last viewed their history.
-    last_history_viewer: Mutex<Option<String>>,
+    /// `history-cache-shared`: recording pages by listing and page, not by
+    /// patient; both API shapes share it.
+    pub(crate) history_cache: Mutex<HashMap<CacheKey, RecordingPage>>,
+    /// `upgrade-phantom`: the patient who last listed their recordings.
+    pub(crate) last_history_viewer: Mutex<Option<String>>,
     /// `upgrade-shared-slot`: the call the upgrade handler is working on, in
     /// one slot for the whole service (all requests share it).
-    upgrade_slot: Mutex<Option<String>>,
+    pub(crate) upgrade_slot: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -109,17 +114,17 @@ impl ApiState {
         &self.inner.faults
     }
 
-    fn has(&self, fault: Fault) -> bool {
+    pub(crate) fn has(&self, fault: Fault) -> bool {
         self.inner.faults.contains(fault)
     }
 
-    fn media(&self) -> &MediaLink {
+    pub(crate) fn media(&self) -> &MediaLink {
         &self.inner.media
     }
 
     /// Runs `f` with the store locked. The closure is synchronous, so the lock
     /// cannot be held across an `.await`.
-    fn db<T, E>(&self, f: impl FnOnce(&mut Db) -> Result<T, E>) -> Result<T, ApiError>
+    pub(crate) fn db<T, E>(&self, f: impl FnOnce(&mut Db) -> Result<T, E>) -> Result<T, ApiError>
     where
         ApiError: From<E>,
     {
@@ -130,7 +135,7 @@ impl ApiState {
 
 /// Locks a mutex, recovering from poisoning: every critical section here is a
 /// single SQLite transaction (rolled back on unwind) or a single map update.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -157,6 +162,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/recordings/{id}", get(playback).delete(erase))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
+        .nest("/fhir", crate::fhir::router())
+        .route("/fhir/", axum::routing::any(crate::fhir::base_not_found))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(
@@ -171,9 +178,9 @@ pub fn router(state: ApiState) -> Router {
 // Extractors: each rejects with a JSON `ApiError`, never axum's plain text.
 
 /// The authenticated caller, from `Authorization: Bearer TOKEN`.
-struct Patient {
+pub(crate) struct Patient {
     /// The caller's patient id.
-    id: String,
+    pub(crate) id: String,
 }
 
 impl FromRequestParts<ApiState> for Patient {
@@ -201,7 +208,7 @@ impl FromRequestParts<ApiState> for Patient {
 
 /// The `{id}` path segment. An id that does not even decode cannot name
 /// anything, so it is a 404 like any unknown id.
-struct Id(String);
+pub(crate) struct Id(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = ApiError;
@@ -215,7 +222,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
 }
 
 /// A JSON body, parsed whatever its content type; 400 if it does not parse.
-struct JsonBody<T>(T);
+pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -231,7 +238,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 /// A short description of a JSON error that never quotes the body.
-fn json_problem(err: &serde_json::Error) -> &'static str {
+pub(crate) fn json_problem(err: &serde_json::Error) -> &'static str {
     use serde_json::error::Category;
     match err.classify() {
         // serde's own data messages can quote values, so only the kind is told.
@@ -244,7 +251,7 @@ fn json_problem(err: &serde_json::Error) -> &'static str {
 }
 
 /// A raw request body (a media chunk); 413 over the route's limit.
-struct Chunk(Bytes);
+pub(crate) struct Chunk(pub(crate) Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Chunk {
     type Rejection = ApiError;
@@ -345,7 +352,7 @@ struct HistoryPage {
     items: Vec<HistoryItem>,
 }
 
-fn json<T: Serialize>(status: StatusCode, body: T) -> Response {
+pub(crate) fn json<T: Serialize>(status: StatusCode, body: T) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
@@ -389,16 +396,7 @@ async fn start_call(
     patient: Patient,
     Id(appointment_id): Id,
 ) -> Result<Response, ApiError> {
-    state.db(|db| db.check_start_call(&patient.id, &appointment_id))?;
-    let media_id = state.media().open().await?;
-    let started = state.db(|db| db.start_call(&patient.id, &appointment_id, &media_id));
-    let (call_id, recording_id) = match started {
-        Ok(ids) => ids,
-        Err(err) => {
-            state.media().discard(&media_id).await;
-            return Err(err);
-        }
-    };
+    let (call_id, recording_id) = state.start_call(&patient.id, &appointment_id).await?;
     let body = CallView {
         call_id,
         recording_id,
@@ -412,75 +410,13 @@ async fn upgrade(
     patient: Patient,
     Id(call_id): Id,
 ) -> Result<Response, ApiError> {
-    let call = state.db(|db| db.check_upgrade(&patient.id, &call_id))?;
-    let shared_slot = state.has(Fault::UpgradeSharedSlot);
-    if shared_slot {
-        // The bug: "the call being upgraded" lives in one slot for the whole
-        // service while the handler awaits the media service below.
-        *lock(&state.inner.upgrade_slot) = Some(call_id.clone());
-    }
-    let media = state.media();
-    let video_media = media.open().await?;
-    // Closing is idempotent, so closing before the commit is safe even if the
-    // commit is refused: the call was ended or upgraded meanwhile, and either
-    // closed this audio media too.
-    if let Err(err) = media.close(&call.current_media_id).await {
-        media.discard(&video_media).await;
-        return Err(err.into());
-    }
-    // Read back after the awaits: a concurrent upgrade may have overwritten it.
-    let slot_call = if shared_slot {
-        lock(&state.inner.upgrade_slot).clone()
-    } else {
-        None
+    let recording_id = state.upgrade(&patient.id, &call_id).await?;
+    let body = CallView {
+        call_id,
+        recording_id,
+        mode: "video",
     };
-    let viewer = if state.has(Fault::UpgradePhantom) {
-        lock(&state.inner.last_history_viewer).clone()
-    } else {
-        None
-    };
-    let phantom_media = match viewer {
-        Some(_) => match media.open_closed().await {
-            Ok(media_id) => Some(media_id),
-            Err(err) => {
-                media.discard(&video_media).await;
-                return Err(err.into());
-            }
-        },
-        None => None,
-    };
-    let phantom = viewer.as_deref().zip(phantom_media.as_deref());
-    let faults = state.faults();
-    let upgraded = state.db(|db| {
-        db.upgrade(
-            &patient.id,
-            &call_id,
-            &video_media,
-            phantom,
-            slot_call.as_deref(),
-            faults,
-        )
-    });
-    match upgraded {
-        Ok(upgraded) => {
-            if let Some(unused) = upgraded.unused_phantom_media {
-                media.discard(&unused).await;
-            }
-            let body = CallView {
-                call_id,
-                recording_id: upgraded.recording_id,
-                mode: "video",
-            };
-            Ok(json(StatusCode::OK, body))
-        }
-        Err(err) => {
-            media.discard(&video_media).await;
-            if let Some(phantom_media) = phantom_media {
-                media.discard(&phantom_media).await;
-            }
-            Err(err)
-        }
-    }
+    Ok(json(StatusCode::OK, body))
 }
 
 async fn send_media(
@@ -489,18 +425,7 @@ async fn send_media(
     Id(call_id): Id,
     Chunk(chunk): Chunk,
 ) -> Result<Response, ApiError> {
-    let faults = state.faults();
-    let (recording_id, media_id) = state.db(|db| db.route_media(&patient.id, &call_id, faults))?;
-    let received = chunk.len();
-    match state.media().append(&media_id, chunk).await {
-        Ok(()) => {}
-        // The target's media is gone: it was erased after the call moved on.
-        Err(MediaError::NotFound) => {
-            return Err(ApiError::conflict("recording no longer accepts media"));
-        }
-        Err(err) => return Err(err.into()),
-    }
-    state.db(|db| db.add_bytes(&recording_id, received))?;
+    let received = state.send_media(&patient.id, &call_id, chunk).await?;
     Ok(json(StatusCode::ACCEPTED, Received { received }))
 }
 
@@ -509,17 +434,7 @@ async fn end_call(
     patient: Patient,
     Id(call_id): Id,
 ) -> Result<Response, ApiError> {
-    let call = state.db(|db| db.check_end(&patient.id, &call_id))?;
-    let media = state.media();
-    media.close(&call.current_media_id).await?;
-    let finished_media = state.db(|db| db.end_call(&patient.id, &call_id))?;
-    if finished_media != call.current_media_id {
-        // Upgraded between the check and the commit: close the video media too.
-        // The recording is already finished in the store, which is what counts.
-        if let Err(err) = media.close(&finished_media).await {
-            eprintln!("clinic: could not close a finished recording's media: {err}");
-        }
-    }
+    state.end_call(&patient.id, &call_id).await?;
     let body = CallEnded {
         call_id,
         status: "ended",
@@ -532,28 +447,15 @@ async fn history(
     patient: Patient,
     PageParams { page, per_page }: PageParams,
 ) -> Result<Response, ApiError> {
-    if state.has(Fault::UpgradePhantom) {
-        *lock(&state.inner.last_history_viewer) = Some(patient.id.clone());
-    }
-    let cached = state.has(Fault::HistoryCacheShared);
-    if cached {
-        // The bug: the key has no patient in it.
-        if let Some(hit) = lock(&state.inner.history_cache).get(&(page, per_page)) {
-            return Ok(json(StatusCode::OK, hit));
-        }
-    }
-    let owner_filter = !(state.has(Fault::HistoryPage2Unfiltered) && page >= 2);
-    let (total, items) = state.db(|db| db.history(&patient.id, page, per_page, owner_filter))?;
+    let offset = u64::from(page - 1) * u64::from(per_page);
+    let listed =
+        state.list_recordings(&patient.id, Scope::Patient(&patient.id), offset, per_page)?;
     let body = HistoryPage {
         page,
         per_page,
-        total,
-        items,
+        total: listed.total,
+        items: listed.items,
     };
-    if cached {
-        let value = serde_json::to_value(&body).map_err(|err| ApiError::internal(&err))?;
-        lock(&state.inner.history_cache).insert((page, per_page), value);
-    }
     Ok(json(StatusCode::OK, body))
 }
 
@@ -562,14 +464,7 @@ async fn playback(
     patient: Patient,
     Id(recording_id): Id,
 ) -> Result<Response, ApiError> {
-    let faults = state.faults();
-    let (kind, media_id) = state.db(|db| db.playback(&patient.id, &recording_id, faults))?;
-    let bytes = match state.media().fetch(&media_id).await {
-        Ok(bytes) => bytes,
-        // Erased between the lookup and the fetch.
-        Err(MediaError::NotFound) => return Err(ApiError::not_found("recording not found")),
-        Err(err) => return Err(err.into()),
-    };
+    let (kind, bytes) = state.play(&patient.id, &recording_id).await?;
     let kind = HeaderValue::from_str(&kind).map_err(|err| ApiError::internal(&err))?;
     let headers = [
         (
@@ -586,18 +481,8 @@ async fn erase(
     patient: Patient,
     Id(recording_id): Id,
 ) -> Result<StatusCode, ApiError> {
-    let media_id = state.db(|db| db.erase(&patient.id, &recording_id))?;
-    if state.has(Fault::ErasureLeavesMedia) {
-        // The bug: the row is hidden, the media stays.
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    match state.media().delete(&media_id).await {
-        Ok(()) | Err(MediaError::NotFound) => Ok(StatusCode::NO_CONTENT),
-        Err(err) => {
-            state.db(|db| db.unerase(&recording_id))?;
-            Err(err.into())
-        }
-    }
+    state.erase(&patient.id, &recording_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn openapi() -> Response {
@@ -626,16 +511,19 @@ async fn not_found() -> ApiError {
     ApiError::not_found("not found")
 }
 
-/// Middleware: under `history-cache-shared`, every POST or DELETE under `/v1`
-/// empties the history cache once it has been handled. Without the fault there
-/// is no cache and this does nothing.
+/// Middleware: under `history-cache-shared`, every POST, PUT, PATCH or DELETE
+/// under `/v1` or `/fhir` empties the history cache once it has been handled.
+/// Without the fault there is no cache and this does nothing.
 async fn invalidate_history_cache(
     State(state): State<ApiState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let mutating = matches!(*request.method(), Method::POST | Method::DELETE)
-        && request.uri().path().starts_with("/v1/");
+    let path = request.uri().path();
+    let mutating = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && (path.starts_with("/v1/") || path.starts_with("/fhir/"));
     let response = next.run(request).await;
     if mutating && state.has(Fault::HistoryCacheShared) {
         lock(&state.inner.history_cache).clear();

@@ -23,6 +23,8 @@ use crate::error::ApiError;
 use crate::fault::{Fault, FaultSet};
 use crate::ids;
 
+pub(crate) mod fhir;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -69,6 +71,17 @@ CREATE TABLE IF NOT EXISTS recordings (
     erased INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS recordings_consultation ON recordings(consultation_id);
+CREATE TABLE IF NOT EXISTS fhir_ids (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    internal_id TEXT NOT NULL,
+    PRIMARY KEY (type, id),
+    UNIQUE (type, internal_id)
+);
+CREATE TABLE IF NOT EXISTS fhir_clients (
+    patient_id TEXT PRIMARY KEY REFERENCES patients(id),
+    secret TEXT NOT NULL
+);
 ";
 
 /// The owner-resolving join every recording query goes through.
@@ -117,6 +130,9 @@ pub(crate) struct HistoryItem {
     pub(crate) status: String,
     /// How many media bytes have been appended to it.
     pub(crate) bytes: i64,
+    /// Its owner's patient id (the FHIR `subject`); not part of `/v1` bodies.
+    #[serde(skip)]
+    pub(crate) owner: String,
 }
 
 /// What an upgrade created.
@@ -468,54 +484,73 @@ impl Db {
         Ok(call.current_media_id)
     }
 
-    /// The caller's non-erased recordings: `(total, one page of items)` by seq.
-    /// With `owner_filter` false the page (not the total) is everyone's:
-    /// `history-page2-unfiltered`.
-    pub(crate) fn history(
+    /// Non-erased recordings: `(total, one page of items)` by seq. The total
+    /// counts `count_owner`'s (everyone's when `None`); the page is
+    /// `list_owner`'s (everyone's when `None`: `history-page2-unfiltered`,
+    /// `fhir-next-link-unscoped`). `call` narrows both to one call.
+    pub(crate) fn recordings(
         &mut self,
-        patient: &str,
-        page: u32,
-        per_page: u32,
-        owner_filter: bool,
+        count_owner: Option<&str>,
+        list_owner: Option<&str>,
+        call: Option<&str>,
+        offset: u64,
+        limit: u32,
     ) -> rusqlite::Result<(i64, Vec<HistoryItem>)> {
-        let total: i64 = self.conn.query_row(
-            &format!(
-                "SELECT COUNT(*) FROM {RECORDING_OWNER_JOIN}
-                 WHERE r.erased = 0 AND a.patient_id = ?1"
-            ),
-            [patient],
-            |row| row.get(0),
-        )?;
-        let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-        let owner = owner_filter.then_some(patient);
-        // Two statements rather than `(?1 IS NULL OR a.patient_id = ?1)`: that
-        // form keeps SQLite from using the patient index, so every history
-        // view scanned all recordings and a long soak slowed down with the
-        // size of the clinic.
-        let filter = if owner_filter {
-            "a.patient_id = ?1"
-        } else {
-            "?1 IS NULL"
+        // One statement per filter combination rather than
+        // `(?1 IS NULL OR a.patient_id = ?1)`: that form keeps SQLite from
+        // using the patient index, so every history view scanned all
+        // recordings and a long soak slowed down with the size of the clinic.
+        let owner_filter = |owner: Option<&str>| {
+            if owner.is_some() {
+                "a.patient_id = ?1"
+            } else {
+                "?1 IS NULL"
+            }
         };
+        let call_filter = if call.is_some() {
+            "r.call_id = ?2"
+        } else {
+            "?2 IS NULL"
+        };
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM {RECORDING_OWNER_JOIN}
+             WHERE r.erased = 0 AND {} AND {call_filter}",
+                owner_filter(count_owner)
+            ))?
+            .query_row(params![count_owner, call], |row| row.get(0))?;
+        // An offset past any table is simply an empty page.
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let mut statement = self.conn.prepare_cached(&format!(
-            "SELECT r.id, r.call_id, k.appointment_id, r.kind, r.status, r.bytes
+            "SELECT r.id, r.call_id, k.appointment_id, r.kind, r.status, r.bytes, a.patient_id
              FROM {RECORDING_OWNER_JOIN}
-             WHERE r.erased = 0 AND {filter}
-             ORDER BY r.seq LIMIT ?2 OFFSET ?3"
+             WHERE r.erased = 0 AND {} AND {call_filter}
+             ORDER BY r.seq LIMIT ?3 OFFSET ?4",
+            owner_filter(list_owner)
         ))?;
         let items = statement
-            .query_map(params![owner, per_page, offset], |row| {
-                Ok(HistoryItem {
-                    recording_id: row.get(0)?,
-                    call_id: row.get(1)?,
-                    appointment_id: row.get(2)?,
-                    kind: row.get(3)?,
-                    status: row.get(4)?,
-                    bytes: row.get(5)?,
-                })
-            })?
+            .query_map(params![list_owner, call, limit, offset], history_item)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((total, items))
+    }
+
+    /// One recording's row as listings show it, whoever owns it; `None` if
+    /// unknown. Callers check access first ([`Db::playback`]).
+    pub(crate) fn recording_item(
+        &mut self,
+        recording_id: &str,
+    ) -> rusqlite::Result<Option<HistoryItem>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT r.id, r.call_id, k.appointment_id, r.kind, r.status, r.bytes, a.patient_id
+                     FROM {RECORDING_OWNER_JOIN} WHERE r.id = ?1"
+                ),
+                [recording_id],
+                history_item,
+            )
+            .optional()
     }
 
     /// The recording to play back: `(kind, media_id)`. 404 if unknown, erased
@@ -565,6 +600,19 @@ impl Db {
         )?;
         Ok(())
     }
+}
+
+/// A listing row: the columns selected by [`Db::recordings`].
+fn history_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryItem> {
+    Ok(HistoryItem {
+        recording_id: row.get(0)?,
+        call_id: row.get(1)?,
+        appointment_id: row.get(2)?,
+        kind: row.get(3)?,
+        status: row.get(4)?,
+        bytes: row.get(5)?,
+        owner: row.get(6)?,
+    })
 }
 
 /// The next value of the global sequence.

@@ -98,13 +98,16 @@ impl IntoResponse for ApiError {
 
 /// Middleware (`axum::middleware::map_response`): gives every 4xx/5xx response
 /// that is not already JSON the `{"error": ..}` body, named after its status.
+/// A FHIR `OperationOutcome` (`application/fhir+json`) is JSON and kept.
 pub(crate) async fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+        .is_some_and(|value| {
+            value.starts_with("application/json") || value.starts_with("application/fhir+json")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

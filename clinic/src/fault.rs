@@ -41,11 +41,17 @@ pub enum Fault {
     /// across an await, so concurrent upgrades attach one patient's video
     /// recording to another patient's call. Only truly concurrent upgrades show it.
     UpgradeSharedSlot,
+    /// FHIR only: a `Media` search honours any `subject`/`patient` parameter
+    /// without checking that it names the caller.
+    FhirSubjectUnchecked,
+    /// FHIR only: a search's `next` link carries the paging state but not the
+    /// owner, and a continuation without an owner lists everyone's `Media`.
+    FhirNextLinkUnscoped,
 }
 
 impl Fault {
     /// Every fault, in declaration order.
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 11] = [
         Fault::UpgradeLatestCall,
         Fault::UpgradePhantom,
         Fault::HistoryPage2Unfiltered,
@@ -55,6 +61,8 @@ impl Fault {
         Fault::ErasureLeavesMedia,
         Fault::MediaMisroute,
         Fault::UpgradeSharedSlot,
+        Fault::FhirSubjectUnchecked,
+        Fault::FhirNextLinkUnscoped,
     ];
 
     /// The kebab-case name used on the command line and in `CLINIC_FAULTS`.
@@ -69,6 +77,8 @@ impl Fault {
             Fault::ErasureLeavesMedia => "erasure-leaves-media",
             Fault::MediaMisroute => "media-misroute",
             Fault::UpgradeSharedSlot => "upgrade-shared-slot",
+            Fault::FhirSubjectUnchecked => "fhir-subject-unchecked",
+            Fault::FhirNextLinkUnscoped => "fhir-next-link-unscoped",
         }
     }
 
@@ -98,7 +108,22 @@ impl Fault {
             Fault::UpgradeSharedSlot => {
                 "the upgrade handler keeps the call it works on in a process-wide slot across an await (concurrent upgrades only)"
             }
+            Fault::FhirSubjectUnchecked => {
+                "(/fhir only) a Media search honours any subject or patient parameter without checking it is the caller"
+            }
+            Fault::FhirNextLinkUnscoped => {
+                "(/fhir only) a search's next link carries the paging state but not the owner, so following it lists everyone's Media"
+            }
         }
+    }
+
+    /// Whether the fault lives only in the FHIR shape (`/fhir`), so only a
+    /// client of that shape can see it; every other fault shows through both.
+    pub fn fhir_only(self) -> bool {
+        matches!(
+            self,
+            Fault::FhirSubjectUnchecked | Fault::FhirNextLinkUnscoped
+        )
     }
 }
 
@@ -237,7 +262,7 @@ mod tests {
             "unknown fault \"nope\"; valid faults: upgrade-latest-call, upgrade-phantom, \
              history-page2-unfiltered, history-cache-shared, recording-idor, \
              rebook-reuses-consultation, erasure-leaves-media, media-misroute, \
-             upgrade-shared-slot"
+             upgrade-shared-slot, fhir-subject-unchecked, fhir-next-link-unscoped"
         );
     }
 

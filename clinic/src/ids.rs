@@ -1,7 +1,8 @@
 //! Opaque random identifiers and bearer tokens.
 //!
 //! Ids are a type prefix (`pat_`, `apt_`, `con_`, `call_`, `rec_`, `med_`) and
-//! 16 hex digits from the thread RNG; tokens are 32 random bytes in hex. Nothing
+//! 16 hex digits from the thread RNG; FHIR logical ids are random UUID-shaped
+//! strings; tokens are 32 random bytes in hex. Nothing
 //! about an id reveals its owner or its creation order.
 
 use std::fmt::Write as _;
@@ -12,6 +13,20 @@ pub(crate) fn new_id(prefix: &str) -> String {
     let mut id = String::with_capacity(prefix.len() + 16);
     id.push_str(prefix);
     push_hex(&mut id, &bytes);
+    id
+}
+
+/// A fresh FHIR logical id: 16 random bytes in the textual UUID form
+/// (`8-4-4-4-12` hex digits), a valid FHIR `id` unlike any `/v1` id.
+pub(crate) fn new_fhir_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let mut id = String::with_capacity(36);
+    for (i, range) in [0..4, 4..6, 6..8, 8..10, 10..16].into_iter().enumerate() {
+        if i > 0 {
+            id.push('-');
+        }
+        push_hex(&mut id, &bytes[range]);
+    }
     id
 }
 
@@ -47,5 +62,9 @@ mod tests {
         assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(new_id("rec_"), new_id("rec_"));
         assert_ne!(new_token(), new_token());
+        let fhir = new_fhir_id();
+        assert_eq!(fhir.len(), 36);
+        assert_eq!(fhir.matches('-').count(), 4);
+        assert!(fhir.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
     }
 }

@@ -3,7 +3,8 @@
 //! Two HTTP services, as a real deployment has them:
 //!
 //! - the **api** service ([`api`]): patients, appointments, calls, the history
-//!   view, playback and erasure, over JSON with bearer tokens, data in SQLite;
+//!   view, playback and erasure, over JSON with bearer tokens, data in SQLite,
+//!   in two shapes: `/v1` (custom REST) and `/fhir` (FHIR R4-shaped, [`fhir`]);
 //! - the **media** service ([`media`]): stores recording media; the api service
 //!   reaches it through a [`MediaLink`], over HTTP or in-process.
 //!
@@ -14,11 +15,15 @@
 //! Code map:
 //!
 //! - [`fault`]: `Fault`, `FaultSet`, `UnknownFault`.
-//! - [`api`]: `ApiState` and the api router; the faulty branches live here and
-//!   in the store.
+//! - [`api`]: `ApiState` and the api router (`/v1`, with `/fhir` nested).
+//! - [`fhir`]: the FHIR R4-shaped API under `/fhir` over the same store and
+//!   media service; its OpenAPI document and CapabilityStatement.
+//! - `service` (private): the operations both shapes share, and with them
+//!   the faults that live in an operation; the others live in the store.
 //! - [`media`]: `MediaState` and the media router.
 //! - [`openapi`]: the api's OpenAPI document, true to its behaviour.
-//! - `db` (private): the SQLite schema and queries; ownership is a join.
+//! - `db` (private): the SQLite schema and queries; ownership is a join;
+//!   `db::fhir` maps FHIR logical ids to internal ids.
 //! - `link` (private): [`MediaLink`], the api's way to the media service.
 //! - `error`, `ids` (private): JSON error bodies; random ids and tokens.
 //!
@@ -32,10 +37,12 @@ pub mod api;
 mod db;
 mod error;
 pub mod fault;
+pub mod fhir;
 mod ids;
 mod link;
 pub mod media;
 pub mod openapi;
+mod service;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;

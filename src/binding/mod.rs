@@ -12,6 +12,7 @@
 //! No value from the file is echoed but names (keys, placeholders): a
 //! binding may hold credentials in its headers.
 
+pub mod check;
 pub mod file;
 pub mod init;
 pub mod schema;
@@ -315,7 +316,12 @@ impl Spans<'_> {
         (line, column)
     }
 
-    fn error(&self, span: Option<std::ops::Range<usize>>, key: &str, message: String) -> BindingError {
+    fn error(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: &str,
+        message: String,
+    ) -> BindingError {
         let (line, column) = self.position(span.map_or(0, |s| s.start));
         BindingError {
             file: self.file.to_string(),
@@ -327,7 +333,12 @@ impl Spans<'_> {
     }
 
     fn toml_error(&self, error: &toml::de::Error) -> BindingError {
-        let message = error.message().lines().next().unwrap_or("invalid TOML").to_string();
+        let message = error
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_string();
         let message = did_you_mean_field(&message).unwrap_or(message);
         let key = self.key_at(error.span());
         self.error(error.span(), &key, message)
@@ -400,7 +411,14 @@ fn inputs(action: &str) -> &'static [&'static str] {
         ],
         "cancel" | "start-call" => &["appointment"],
         "upgrade" | "end-call" => &["call", "recording", "appointment"],
-        "send-media" => &["call", "recording", "appointment", "media", "media_base64", "chunk"],
+        "send-media" => &[
+            "call",
+            "recording",
+            "appointment",
+            "media",
+            "media_base64",
+            "chunk",
+        ],
         "play" | "erase" => &["recording"],
         _ => &[],
     }
@@ -441,7 +459,10 @@ fn compile(raw: &BindingFile, at: &Spans<'_>) -> Result<Binding, BindingError> {
     let mut headers = Vec::new();
     for (name, value) in &raw.headers {
         let key = format!("headers.{name}");
-        headers.push((name.clone(), template(at, value, &key, &COMMON_INPUTS, &BTreeSet::new())?));
+        headers.push((
+            name.clone(),
+            template(at, value, &key, &COMMON_INPUTS, &BTreeSet::new())?,
+        ));
     }
     let register = compile_action(at, "register", &raw.actions.register)?;
     let me_known = register.captures("me");
@@ -497,7 +518,9 @@ fn compile(raw: &BindingFile, at: &Spans<'_>) -> Result<Binding, BindingError> {
     let mut views = Vec::new();
     for (name, file) in &raw.views {
         let view = compile_view(at, name, file)?;
-        caps = caps.with_view(view.spec).map_err(|e| top(&format!("views.{name}"), e.to_string()))?;
+        caps = caps
+            .with_view(view.spec)
+            .map_err(|e| top(&format!("views.{name}"), e.to_string()))?;
         views.push(view);
     }
     if views.is_empty() {
@@ -529,7 +552,10 @@ fn compile(raw: &BindingFile, at: &Spans<'_>) -> Result<Binding, BindingError> {
         caps,
         health: match &raw.health {
             Some(h) if !h.starts_with('/') => {
-                return Err(top("health", "a path starting with `/` (\"/healthz\")".into()));
+                return Err(top(
+                    "health",
+                    "a path starting with `/` (\"/healthz\")".into(),
+                ));
             }
             h => h.clone(),
         },
@@ -551,7 +577,9 @@ fn uses_me(
     session: &Template,
 ) -> bool {
     let in_request = |r: &Request| request_vars(r).iter().any(|v| v == "me");
-    actions.iter().any(|(_, a)| a.requests.iter().any(in_request))
+    actions
+        .iter()
+        .any(|(_, a)| a.requests.iter().any(in_request))
         || views.iter().any(|v| in_request(&v.request))
         || headers.iter().any(|(_, t)| t.vars().any(|v| v == "me"))
         || session.vars().any(|v| v == "me")
@@ -594,8 +622,8 @@ fn template(
     inputs: &[&str],
     captured: &BTreeSet<String>,
 ) -> Result<Template, BindingError> {
-    let parsed = Template::parse(value.get_ref())
-        .map_err(|m| at.error(Some(value.span()), key, m))?;
+    let parsed =
+        Template::parse(value.get_ref()).map_err(|m| at.error(Some(value.span()), key, m))?;
     check_vars(at, Some(value.span()), key, &parsed, inputs, captured)?;
     Ok(parsed)
 }
@@ -626,7 +654,10 @@ fn check_vars(
                 key,
                 format!(
                     "unknown placeholder `{{{var}}}`; here you can use: {}{hint}",
-                    all.iter().map(|v| format!("{{{v}}}")).collect::<Vec<_>>().join(", ")
+                    all.iter()
+                        .map(|v| format!("{{{v}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -684,7 +715,13 @@ fn compile_regex(at: &Spans<'_>, key: &str, text: &str) -> Result<Regex, Binding
     regex::RegexBuilder::new(text)
         .size_limit(1 << 20)
         .build()
-        .map_err(|_| at.error(None, key, "`regex` is not a valid regular expression".into()))
+        .map_err(|_| {
+            at.error(
+                None,
+                key,
+                "`regex` is not a valid regular expression".into(),
+            )
+        })
 }
 
 fn pointer(at: &Spans<'_>, key: &str, p: &str) -> Result<Locator, BindingError> {
@@ -701,7 +738,13 @@ fn pointer(at: &Spans<'_>, key: &str, p: &str) -> Result<Locator, BindingError> 
 fn json_path(at: &Spans<'_>, key: &str, p: &str) -> Result<Locator, BindingError> {
     JsonPath::parse(p)
         .map(|p| Locator::Path(Box::new(p)))
-        .map_err(|_| at.error(None, key, "not a valid JSONPath (e.g. \"$.entry[*]\")".into()))
+        .map_err(|_| {
+            at.error(
+                None,
+                key,
+                "not a valid JSONPath (e.g. \"$.entry[*]\")".into(),
+            )
+        })
 }
 
 /// `/items` or `$.entry[*]`: a pointer or a JSONPath by its first character.
@@ -713,7 +756,11 @@ fn body_locator(at: &Spans<'_>, key: &str, text: &str) -> Result<Locator, Bindin
     }
 }
 
-fn compile_action(at: &Spans<'_>, name: &str, file: &ActionFile) -> Result<BoundAction, BindingError> {
+fn compile_action(
+    at: &Spans<'_>,
+    name: &str,
+    file: &ActionFile,
+) -> Result<BoundAction, BindingError> {
     let key = format!("actions.{name}");
     if file.requests.is_empty() || file.requests.len() > REQUESTS_MAX {
         return Err(at.error(
@@ -728,7 +775,8 @@ fn compile_action(at: &Spans<'_>, name: &str, file: &ActionFile) -> Result<Bound
         let rkey = format!("{key}.requests[{i}]");
         // A registration's first request has no session yet.
         let default_session = !(name == "register" && i == 0);
-        let compiled = compile_request(at, &rkey, request, inputs(name), &captured, default_session)?;
+        let compiled =
+            compile_request(at, &rkey, request, inputs(name), &captured, default_session)?;
         for (n, _) in &compiled.captures {
             captured.insert(n.clone());
         }
@@ -774,22 +822,49 @@ fn compile_request(
     default_session: bool,
 ) -> Result<Request, BindingError> {
     let method = method(at, key, &file.method)?;
-    let to = destination(at, key, file.path.as_ref(), file.url.as_ref(), inputs, captured)?;
+    let to = destination(
+        at,
+        key,
+        file.path.as_ref(),
+        file.url.as_ref(),
+        inputs,
+        captured,
+    )?;
     let mut query = Vec::new();
     for (name, value) in &file.query {
-        query.push((name.clone(), template(at, value, &format!("{key}.query.{name}"), inputs, captured)?));
+        query.push((
+            name.clone(),
+            template(at, value, &format!("{key}.query.{name}"), inputs, captured)?,
+        ));
     }
     let mut headers = Vec::new();
     for (name, value) in &file.headers {
-        headers.push((name.clone(), template(at, value, &format!("{key}.headers.{name}"), inputs, captured)?));
+        headers.push((
+            name.clone(),
+            template(
+                at,
+                value,
+                &format!("{key}.headers.{name}"),
+                inputs,
+                captured,
+            )?,
+        ));
     }
-    let bodies = [file.json.is_some(), !file.form.is_empty(), file.body.is_some()];
+    let bodies = [
+        file.json.is_some(),
+        !file.form.is_empty(),
+        file.body.is_some(),
+    ];
     if bodies.iter().filter(|b| **b).count() > 1 {
         return Err(at.error(None, key, "at most one of `json`, `form` and `body`".into()));
     }
     let body = if let Some(json) = &file.json {
         let value = serde_json::to_value(json.get_ref()).map_err(|_| {
-            at.error(Some(json.span()), &format!("{key}.json"), "not representable as JSON (dates are not)".into())
+            at.error(
+                Some(json.span()),
+                &format!("{key}.json"),
+                "not representable as JSON (dates are not)".into(),
+            )
         })?;
         let mut error = None;
         json_strings(&value, &mut |s| {
@@ -798,7 +873,14 @@ fn compile_request(
             }
             match Template::parse(s) {
                 Ok(t) => {
-                    if let Err(e) = check_vars(at, Some(json.span()), &format!("{key}.json"), &t, inputs, captured) {
+                    if let Err(e) = check_vars(
+                        at,
+                        Some(json.span()),
+                        &format!("{key}.json"),
+                        &t,
+                        inputs,
+                        captured,
+                    ) {
                         error = Some(e);
                     }
                 }
@@ -812,7 +894,10 @@ fn compile_request(
     } else if !file.form.is_empty() {
         let mut form = Vec::new();
         for (name, value) in &file.form {
-            form.push((name.clone(), template(at, value, &format!("{key}.form.{name}"), inputs, captured)?));
+            form.push((
+                name.clone(),
+                template(at, value, &format!("{key}.form.{name}"), inputs, captured)?,
+            ));
         }
         BodyTemplate::Form(form)
     } else if let Some(body) = &file.body {
@@ -820,7 +905,8 @@ fn compile_request(
             .content_type
             .clone()
             .unwrap_or_else(|| "application/octet-stream".to_string());
-        let t = Template::parse(body.get_ref()).map_err(|m| at.error(Some(body.span()), &format!("{key}.body"), m))?;
+        let t = Template::parse(body.get_ref())
+            .map_err(|m| at.error(Some(body.span()), &format!("{key}.body"), m))?;
         if t.only_var() == Some("media") {
             BodyTemplate::Media(content_type)
         } else if t.vars().any(|v| v == "media") {
@@ -830,7 +916,14 @@ fn compile_request(
                 "`{media}` is raw bytes: it can only be the whole body (`body = \"{media}\"`); inside text use `{media_base64}`".into(),
             ));
         } else {
-            check_vars(at, Some(body.span()), &format!("{key}.body"), &t, inputs, captured)?;
+            check_vars(
+                at,
+                Some(body.span()),
+                &format!("{key}.body"),
+                &t,
+                inputs,
+                captured,
+            )?;
             BodyTemplate::Text(t, content_type)
         }
     } else {
@@ -845,7 +938,10 @@ fn compile_request(
                 "a capture name is letters, digits and `_`".into(),
             ));
         }
-        captures.push((name.clone(), capture(at, &format!("{key}.capture.{name}"), c)?));
+        captures.push((
+            name.clone(),
+            capture(at, &format!("{key}.capture.{name}"), c)?,
+        ));
     }
     let poll = match &file.poll {
         None => None,
@@ -862,7 +958,12 @@ fn compile_request(
             let until = p
                 .until
                 .as_ref()
-                .map(|u| Ok::<_, BindingError>((capture(at, &format!("{pkey}.until"), &u.at())?, u.equals.clone())))
+                .map(|u| {
+                    Ok::<_, BindingError>((
+                        capture(at, &format!("{pkey}.until"), &u.at())?,
+                        u.equals.clone(),
+                    ))
+                })
                 .transpose()?;
             let interval_ms = p.interval_ms.unwrap_or(20);
             let attempts = p.attempts.unwrap_or(50);
@@ -975,7 +1076,9 @@ fn compile_view(at: &Spans<'_>, name: &str, file: &ViewFile) -> Result<View, Bin
             return Err(at.error(
                 None,
                 &format!("{key}.order"),
-                format!("unknown order `{other}`; expected `oldest-first`, `newest-first` or `any`"),
+                format!(
+                    "unknown order `{other}`; expected `oldest-first`, `newest-first` or `any`"
+                ),
             ));
         }
     };
@@ -999,21 +1102,38 @@ fn compile_view(at: &Spans<'_>, name: &str, file: &ViewFile) -> Result<View, Bin
                     return Err(at.error(
                         None,
                         &pkey,
-                        format!("`{}` pagination needs `next` (where the next cursor or URL is)", p.kind),
+                        format!(
+                            "`{}` pagination needs `next` (where the next cursor or URL is)",
+                            p.kind
+                        ),
                     ));
                 }
                 ("page" | "offset" | "link-header" | "none", Some(_)) => {
-                    return Err(at.error(None, &pkey, format!("`{}` pagination takes no `next`", p.kind)));
+                    return Err(at.error(
+                        None,
+                        &pkey,
+                        format!("`{}` pagination takes no `next`", p.kind),
+                    ));
                 }
                 (other, _) => {
-                    let kinds = ["page", "offset", "cursor", "next-url", "link-header", "none"];
+                    let kinds = [
+                        "page",
+                        "offset",
+                        "cursor",
+                        "next-url",
+                        "link-header",
+                        "none",
+                    ];
                     let hint = nearest(other, kinds.into_iter())
                         .map(|k| format!("; did you mean `{k}`?"))
                         .unwrap_or_default();
                     return Err(at.error(
                         None,
                         &format!("{pkey}.kind"),
-                        format!("unknown pagination `{other}`; expected one of {}{hint}", kinds.join(", ")),
+                        format!(
+                            "unknown pagination `{other}`; expected one of {}{hint}",
+                            kinds.join(", ")
+                        ),
                     ));
                 }
             }

@@ -118,7 +118,10 @@ mod tests {
         let lookup = |n: &str| (n == "call").then(|| "a/b".to_string());
         let encoded = t.render(&lookup, &|v| v.replace('/', "%2F")).unwrap();
         assert_eq!(encoded, "/v1/calls/a%2Fb/end?x={y}");
-        assert_eq!(Template::parse("{media}").unwrap().only_var(), Some("media"));
+        assert_eq!(
+            Template::parse("{media}").unwrap().only_var(),
+            Some("media")
+        );
         for bad in ["{", "}", "{}", "{a b}", "{a", "x}"] {
             assert!(Template::parse(bad).is_err(), "{bad:?} accepted");
         }

@@ -30,7 +30,12 @@ fn broken_bindings_are_one_line_with_place_key_and_fix() {
         (
             "path = \"/v1/appointments/{appointment}/call\"",
             "path = \"/v1/appointments/{apointment}/call\"",
-            &["b.toml:", "actions.start-call.requests[0].path", "unknown placeholder `{apointment}`", "did you mean `{appointment}`"],
+            &[
+                "b.toml:",
+                "actions.start-call.requests[0].path",
+                "unknown placeholder `{apointment}`",
+                "did you mean `{appointment}`",
+            ],
         ),
         (
             "media = true",
@@ -42,11 +47,7 @@ fn broken_bindings_are_one_line_with_place_key_and_fix() {
             "capture.cal = { json = \"/call_id\" }",
             &["actions.start-call", "must capture `call`"],
         ),
-        (
-            "items = \"/items\"",
-            "",
-            &["missing field `items`"],
-        ),
+        ("items = \"/items\"", "", &["missing field `items`"]),
         (
             "capture.token = { json = \"/token\" }",
             "capture.token = { json = \"token\" }",
@@ -101,19 +102,28 @@ fn optional_actions_left_out_are_never_generated_and_dependencies_hold() {
     // A service with no cancel and no erase is fine; an upgrade without calls is not.
     let mut text = CLINIC_TOML.to_string();
     for action in ["cancel", "erase"] {
-        let start = text.find(&format!("[[actions.{action}.requests]]")).unwrap();
-        let end = text[start + 1..].find("[[").map_or(text.len(), |i| start + 1 + i);
+        let start = text
+            .find(&format!("[[actions.{action}.requests]]"))
+            .unwrap();
+        let end = text[start + 1..]
+            .find("[[")
+            .map_or(text.len(), |i| start + 1 + i);
         text.replace_range(start..end, "");
     }
     let binding = Binding::parse(&text, "b.toml").unwrap();
     assert!(!binding.caps.has(Action::Cancel) && !binding.caps.has(Action::Erase));
     assert!(binding.caps.has(Action::Upgrade));
     let start = text.find("[[actions.start-call.requests]]").unwrap();
-    let end = text[start + 1..].find("[[").map_or(text.len(), |i| start + 1 + i);
+    let end = text[start + 1..]
+        .find("[[")
+        .map_or(text.len(), |i| start + 1 + i);
     let mut no_calls = text.clone();
     no_calls.replace_range(start..end, "");
     let message = error_of(&no_calls);
-    assert!(message.contains("`upgrade` needs `start-call`"), "{message}");
+    assert!(
+        message.contains("`upgrade` needs `start-call`"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! error, 3 unknown (the target failed, or too little of the model was
 //! exercised). Every error is one line on stderr.
 
+mod binding;
 mod common;
 mod faults;
 mod gate;
@@ -45,6 +46,9 @@ enum Command {
     ImportFuzz(import_fuzz::ImportFuzzArgs),
     /// The CI gate: replay every scenario in scenarios/, then explore fixed seeds.
     Gate(gate::GateArgs),
+    /// Bindings: check that one drives a service.
+    #[command(subcommand)]
+    Binding(binding::BindingCommand),
     /// Container images.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -82,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::ImportFuzz(args) => import_fuzz::import_fuzz(args),
         Command::Gate(args) => gate::gate(args),
         Command::Images(images::ImagesCommand::Build(args)) => images::images_build(args),
+        Command::Binding(command) => binding::binding(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

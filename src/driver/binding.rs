@@ -160,7 +160,11 @@ impl BindingDriver {
             .action(which)
             .ok_or_else(|| TargetError::Missing {
                 action,
-                what: format!("the binding `{}` has no `{}`", self.binding.name, which.name()),
+                what: format!(
+                    "the binding `{}` has no `{}`",
+                    self.binding.name,
+                    which.name()
+                ),
             })
     }
 
@@ -194,15 +198,21 @@ impl BindingDriver {
         let lookup = |name: &str| values.get(name);
         let target = match &request.to {
             Destination::Path(t) => {
-                let path = t
-                    .render(&lookup, &|v| encode_component(v))
-                    .ok_or_else(|| missing(format!("{}: a placeholder of the path has no value", request.key)))?;
+                let path = t.render(&lookup, &|v| encode_component(v)).ok_or_else(|| {
+                    missing(format!(
+                        "{}: a placeholder of the path has no value",
+                        request.key
+                    ))
+                })?;
                 path
             }
             Destination::Url(t) => {
-                let url = t
-                    .render(&lookup, &|v| v.to_string())
-                    .ok_or_else(|| missing(format!("{}: a placeholder of the url has no value", request.key)))?;
+                let url = t.render(&lookup, &|v| v.to_string()).ok_or_else(|| {
+                    missing(format!(
+                        "{}: a placeholder of the url has no value",
+                        request.key
+                    ))
+                })?;
                 self.transport
                     .resolve(&url, &self.binding.follow_hosts)
                     .map_err(|what| TargetError::Garbage { action, what })?
@@ -214,7 +224,11 @@ impl BindingDriver {
             let Some(value) = t.render(&lookup, &|v| encode_component(v)) else {
                 continue;
             };
-            query.push(if query.is_empty() && !target.contains('?') { '?' } else { '&' });
+            query.push(if query.is_empty() && !target.contains('?') {
+                '?'
+            } else {
+                '&'
+            });
             query.push_str(&encode_component(name));
             query.push('=');
             query.push_str(&value);
@@ -242,7 +256,9 @@ impl BindingDriver {
                 .unwrap_or_default();
             match &self.binding.session {
                 SessionPlace::Header(name) => headers.push((name.clone(), value)),
-                SessionPlace::Cookie(name) => headers.push(("Cookie".to_string(), format!("{name}={value}"))),
+                SessionPlace::Cookie(name) => {
+                    headers.push(("Cookie".to_string(), format!("{name}={value}")))
+                }
             }
         }
         let body = match &request.body {
@@ -264,12 +280,20 @@ impl BindingDriver {
                     text.push('=');
                     text.push_str(&value);
                 }
-                Some(("application/x-www-form-urlencoded".to_string(), text.into_bytes()))
+                Some((
+                    "application/x-www-form-urlencoded".to_string(),
+                    text.into_bytes(),
+                ))
             }
             BodyTemplate::Text(t, content_type) => Some((
                 content_type.clone(),
                 t.render(&lookup, &|v| v.to_string())
-                    .ok_or_else(|| missing(format!("{}: a placeholder of the body has no value", request.key)))?
+                    .ok_or_else(|| {
+                        missing(format!(
+                            "{}: a placeholder of the body has no value",
+                            request.key
+                        ))
+                    })?
                     .into_bytes(),
             )),
             BodyTemplate::Media(content_type) => {
@@ -277,11 +301,17 @@ impl BindingDriver {
                     .step
                     .get("media_base64")
                     .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-                    .ok_or_else(|| missing(format!("{}: `{{media}}` outside send-media", request.key)))?;
+                    .ok_or_else(|| {
+                        missing(format!("{}: `{{media}}` outside send-media", request.key))
+                    })?;
                 Some((content_type.clone(), bytes))
             }
         };
-        let cap = if request.media { MEDIA_BODY_MAX } else { JSON_BODY_MAX };
+        let cap = if request.media {
+            MEDIA_BODY_MAX
+        } else {
+            JSON_BODY_MAX
+        };
         let mut incoming = self
             .transport
             .send(
@@ -305,12 +335,18 @@ impl BindingDriver {
                 if polls > poll.attempts {
                     return Err(TargetError::Garbage {
                         action,
-                        what: format!("{}: still not done after {} polls", request.key, poll.attempts),
+                        what: format!(
+                            "{}: still not done after {} polls",
+                            request.key, poll.attempts
+                        ),
                     });
                 }
                 let url = extract(&poll.url, &incoming).ok_or_else(|| TargetError::Garbage {
                     action,
-                    what: format!("{}: the answer to poll has no status URL where `poll.url` says", request.key),
+                    what: format!(
+                        "{}: the answer to poll has no status URL where `poll.url` says",
+                        request.key
+                    ),
                 })?;
                 let to = self
                     .transport
@@ -372,18 +408,32 @@ impl BindingDriver {
                     step: step_values,
                     captured: &captured,
                 };
-                let exchange = self.exchange(action, request, &values, session.as_ref()).await?;
+                let exchange = self
+                    .exchange(action, request, &values, session.as_ref())
+                    .await?;
                 status = exchange.status;
                 let success = request.is_success(status);
+                if !success && (200..300).contains(&status) {
+                    // Not what the binding promised, yet not a refusal either.
+                    return Err(TargetError::Garbage {
+                        action,
+                        what: format!(
+                            "{}: answered {status}, which the binding does not list as a success",
+                            request.key
+                        ),
+                    });
+                }
                 bodies.push(body_of(&exchange, success));
                 if !success {
                     ok = false;
                     break;
                 }
                 for (name, capture) in &request.captures {
-                    let value = extract(capture, &exchange.incoming).ok_or_else(|| TargetError::Garbage {
-                        action,
-                        what: describe_missing(&request.key, name, capture, &exchange.incoming),
+                    let value = extract(capture, &exchange.incoming).ok_or_else(|| {
+                        TargetError::Garbage {
+                            action,
+                            what: describe_missing(&request.key, name, capture, &exchange.incoming),
+                        }
                     })?;
                     captured.insert(name.clone(), value);
                 }
@@ -426,7 +476,12 @@ impl BindingDriver {
         v
     }
 
-    fn learn_recording(&mut self, alias: RecordingId, owner: PatientId, captured: &HashMap<String, String>) {
+    fn learn_recording(
+        &mut self,
+        alias: RecordingId,
+        owner: PatientId,
+        captured: &HashMap<String, String>,
+    ) {
         if let Some(id) = captured.get("recording") {
             self.recordings.learn(alias, id);
             self.created.push((alias, owner));
@@ -512,11 +567,11 @@ impl BindingDriver {
                     values.insert("cursor", cursor);
                     view.request.clone()
                 }),
-                Pagination::NextUrl(c) => extract(c, &exchange.incoming)
-                    .map(|url| follow_request(&view.request, &url)),
-                Pagination::LinkHeader => {
-                    next_link(&exchange.incoming.headers).map(|url| follow_request(&view.request, &url))
+                Pagination::NextUrl(c) => {
+                    extract(c, &exchange.incoming).map(|url| follow_request(&view.request, &url))
                 }
+                Pagination::LinkHeader => next_link(&exchange.incoming.headers)
+                    .map(|url| follow_request(&view.request, &url)),
                 _ => None,
             };
             match next {
@@ -542,10 +597,13 @@ impl BindingDriver {
         let bound = self.bound(action, Action::Play)?.clone();
         let mut values = self.values(patient);
         values.insert("recording", id);
-        let (mut observation, captured, ok) =
-            self.run_action(action, &bound, &values, Some(&session)).await?;
+        let (mut observation, captured, ok) = self
+            .run_action(action, &bound, &values, Some(&session))
+            .await?;
         if ok {
-            observation.seen.push(("media".to_string(), Seen::Known(recording)));
+            observation
+                .seen
+                .push(("media".to_string(), Seen::Known(recording)));
         }
         if !probe {
             // Remember the owner's download link: a probe tries it with another session.
@@ -576,7 +634,9 @@ impl BindingDriver {
             observation.bodies.push(body_of(&exchange, success));
             if success {
                 observation.status = exchange.status;
-                observation.seen.push(("link".to_string(), Seen::Known(recording)));
+                observation
+                    .seen
+                    .push(("link".to_string(), Seen::Known(recording)));
             }
         }
         Ok(observation)
@@ -619,7 +679,14 @@ fn body_of(exchange: &Exchange, success: bool) -> Body {
 
 fn render_json(v: &Value, lookup: &dyn Fn(&str) -> Option<String>) -> Value {
     const NUMERIC: [&str; 8] = [
-        "chunk", "page", "per_page", "offset", "limit", "slot_hour", "slot_day", "display_number",
+        "chunk",
+        "page",
+        "per_page",
+        "offset",
+        "limit",
+        "slot_hour",
+        "slot_day",
+        "display_number",
     ];
     match v {
         Value::String(s) => {
@@ -697,7 +764,9 @@ fn extract(capture: &Capture, incoming: &Incoming) -> Option<String> {
 /// A precise reason a capture failed, naming only keys, never values.
 fn describe_missing(key: &str, name: &str, capture: &Capture, incoming: &Incoming) -> String {
     match &capture.at {
-        Locator::Header(h) => format!("{key}: capture `{name}`: the response has no `{h}` header (or `regex` did not match)"),
+        Locator::Header(h) => format!(
+            "{key}: capture `{name}`: the response has no `{h}` header (or `regex` did not match)"
+        ),
         Locator::Cookie(c) => format!("{key}: capture `{name}`: the response sets no cookie `{c}`"),
         Locator::Pointer(p) => {
             let Ok(value) = serde_json::from_slice::<Value>(&incoming.bytes) else {
@@ -707,16 +776,20 @@ fn describe_missing(key: &str, name: &str, capture: &Capture, incoming: &Incomin
                 .as_object()
                 .map(|o| o.keys().take(12).cloned().collect::<Vec<_>>().join(", "))
                 .unwrap_or_else(|| "no keys (not an object)".to_string());
-            format!("{key}: capture `{name}`: {p} is not a string or number in the response; it has: {keys}")
+            format!(
+                "{key}: capture `{name}`: {p} is not a string or number in the response; it has: {keys}"
+            )
         }
-        Locator::Path(_) => format!("{key}: capture `{name}`: the JSONPath matches nothing that is a string or number"),
+        Locator::Path(_) => format!(
+            "{key}: capture `{name}`: the JSONPath matches nothing that is a string or number"
+        ),
     }
 }
 
 /// The recording ids a view page lists.
 fn items(view: &View, incoming: &Incoming) -> Result<Vec<String>, String> {
-    let value: Value =
-        serde_json::from_slice(&incoming.bytes).map_err(|_| "a view page that is not JSON".to_string())?;
+    let value: Value = serde_json::from_slice(&incoming.bytes)
+        .map_err(|_| "a view page that is not JSON".to_string())?;
     let list: Vec<&Value> = match &view.items {
         Locator::Pointer(p) => match value.pointer(p) {
             Some(Value::Array(a)) => a.iter().collect(),
@@ -779,8 +852,14 @@ fn slot_values(values: &mut HashMap<&'static str, String>, slot: crate::model::S
     let (y, m, d) = civil_from_days(days_from_civil(2030, 1, 1) + i64::from(slot.day) - 1);
     values.insert("slot", slot.to_string());
     values.insert("slot_date", format!("{y:04}-{m:02}-{d:02}"));
-    values.insert("slot_start", format!("{y:04}-{m:02}-{d:02}T{:02}:00:00Z", slot.hour));
-    values.insert("slot_end", format!("{y:04}-{m:02}-{d:02}T{:02}:00:00Z", slot.hour + 1));
+    values.insert(
+        "slot_start",
+        format!("{y:04}-{m:02}-{d:02}T{:02}:00:00Z", slot.hour),
+    );
+    values.insert(
+        "slot_end",
+        format!("{y:04}-{m:02}-{d:02}T{:02}:00:00Z", slot.hour + 1),
+    );
     values.insert("slot_hour", slot.hour.to_string());
     values.insert("slot_day", slot.day.to_string());
 }
@@ -815,10 +894,17 @@ impl Driver for BindingDriver {
                 let mut values = HashMap::new();
                 values.insert("display_name", payload::display_name_in(self.tag, patient));
                 let canary = payload::canary_in(self.tag, patient).to_ascii_lowercase();
-                values.insert("email", format!("{}.{canary}@patients.example", patient.to_string().to_ascii_lowercase()));
+                values.insert(
+                    "email",
+                    format!(
+                        "{}.{canary}@patients.example",
+                        patient.to_string().to_ascii_lowercase()
+                    ),
+                );
                 values.insert("password", format!("Pw-{canary}-{}", patient.0));
                 let bound = self.binding.register.clone();
-                let (observation, captured, ok) = self.run_action(action, &bound, &values, None).await?;
+                let (observation, captured, ok) =
+                    self.run_action(action, &bound, &values, None).await?;
                 if ok {
                     let token = captured.get("token").cloned().unwrap_or_default();
                     let me = captured.get("me").cloned();
@@ -837,7 +923,9 @@ impl Driver for BindingDriver {
                 slot_values(&mut values, slot);
                 values.insert("notes", payload::notes_in(self.tag, patient, appointment));
                 let bound = self.bound(action, Action::Book)?.clone();
-                let (observation, captured, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                let (observation, captured, ok) = self
+                    .run_action(action, &bound, &values, Some(&session))
+                    .await?;
                 if ok && let Some(id) = captured.get("appointment") {
                     self.appointments.insert(appointment, id.clone());
                 }
@@ -846,9 +934,14 @@ impl Driver for BindingDriver {
             Step::Cancel { appointment, .. } => {
                 let session = self.session(action, patient)?;
                 let mut values = self.values(patient);
-                values.insert("appointment", Self::id_of(&self.appointments, action, appointment)?);
+                values.insert(
+                    "appointment",
+                    Self::id_of(&self.appointments, action, appointment)?,
+                );
                 let bound = self.bound(action, Action::Cancel)?.clone();
-                let (observation, _, _) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                let (observation, _, _) = self
+                    .run_action(action, &bound, &values, Some(&session))
+                    .await?;
                 Ok(observation)
             }
             Step::StartCall {
@@ -859,9 +952,14 @@ impl Driver for BindingDriver {
             } => {
                 let session = self.session(action, patient)?;
                 let mut values = self.values(patient);
-                values.insert("appointment", Self::id_of(&self.appointments, action, appointment)?);
+                values.insert(
+                    "appointment",
+                    Self::id_of(&self.appointments, action, appointment)?,
+                );
                 let bound = self.bound(action, Action::StartCall)?.clone();
-                let (observation, captured, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                let (observation, captured, ok) = self
+                    .run_action(action, &bound, &values, Some(&session))
+                    .await?;
                 if ok && let Some(id) = captured.get("call") {
                     self.calls.insert(
                         call,
@@ -877,12 +975,16 @@ impl Driver for BindingDriver {
                 }
                 Ok(observation)
             }
-            Step::Upgrade { call, recording, .. } => {
+            Step::Upgrade {
+                call, recording, ..
+            } => {
                 let session = self.session(action, patient)?;
                 let mut values = self.values(patient);
                 self.call_values(action, call, &mut values)?;
                 let bound = self.bound(action, Action::Upgrade)?.clone();
-                let (observation, captured, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                let (observation, captured, ok) = self
+                    .run_action(action, &bound, &values, Some(&session))
+                    .await?;
                 if ok {
                     self.learn_recording(recording, patient, &captured);
                     if let Some(info) = self.calls.get_mut(&call) {
@@ -896,10 +998,15 @@ impl Driver for BindingDriver {
                 let mut values = self.values(patient);
                 self.call_values(action, call, &mut values)?;
                 let bytes = payload::media_chunk_in(self.tag, patient, call, chunk);
-                values.insert("media_base64", base64::engine::general_purpose::STANDARD.encode(&bytes));
+                values.insert(
+                    "media_base64",
+                    base64::engine::general_purpose::STANDARD.encode(&bytes),
+                );
                 values.insert("chunk", chunk.to_string());
                 let bound = self.bound(action, Action::SendMedia)?.clone();
-                let (observation, _, _) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                let (observation, _, _) = self
+                    .run_action(action, &bound, &values, Some(&session))
+                    .await?;
                 Ok(observation)
             }
             Step::EndCall { call, .. } => {
@@ -907,7 +1014,9 @@ impl Driver for BindingDriver {
                 let mut values = self.values(patient);
                 self.call_values(action, call, &mut values)?;
                 let bound = self.bound(action, Action::EndCall)?.clone();
-                let (observation, _, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                let (observation, _, ok) = self
+                    .run_action(action, &bound, &values, Some(&session))
+                    .await?;
                 if ok && let Some(info) = self.calls.get_mut(&call) {
                     info.ended = true;
                 }
@@ -922,10 +1031,17 @@ impl Driver for BindingDriver {
                 ..
             } => {
                 let session = self.session(action, patient)?;
-                let bound = self.binding.view(view).cloned().ok_or_else(|| TargetError::Missing {
-                    action,
-                    what: format!("the binding `{}` has no view `{view}`", self.binding.name),
-                })?;
+                let bound =
+                    self.binding
+                        .view(view)
+                        .cloned()
+                        .ok_or_else(|| TargetError::Missing {
+                            action,
+                            what: format!(
+                                "the binding `{}` has no view `{view}`",
+                                self.binding.name
+                            ),
+                        })?;
                 let mut values = self.values(patient);
                 match of {
                     Some(Scoped::Appointment(a)) => {
@@ -937,13 +1053,17 @@ impl Driver for BindingDriver {
                     None => {}
                 }
                 if let Some(other) = subject {
-                    let id = self.recordings.patient_id(other).ok_or_else(|| TargetError::Missing {
-                        action,
-                        what: format!("the service never gave {other}'s own id"),
-                    })?;
+                    let id =
+                        self.recordings
+                            .patient_id(other)
+                            .ok_or_else(|| TargetError::Missing {
+                                action,
+                                what: format!("the service never gave {other}'s own id"),
+                            })?;
                     values.insert("me", id);
                 }
-                self.view(step, &bound, &session, values, page, per_page).await
+                self.view(step, &bound, &session, values, page, per_page)
+                    .await
             }
             Step::Play { recording, .. } => self.play(patient, recording, false).await,
             Step::Probe { recording, .. } => self.play(patient, recording, true).await,
@@ -952,7 +1072,9 @@ impl Driver for BindingDriver {
                 let mut values = self.values(patient);
                 values.insert("recording", self.recordings.id(action, recording)?);
                 let bound = self.bound(action, Action::Erase)?.clone();
-                let (observation, _, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                let (observation, _, ok) = self
+                    .run_action(action, &bound, &values, Some(&session))
+                    .await?;
                 if ok {
                     self.erased.push(recording);
                 }
@@ -962,7 +1084,9 @@ impl Driver for BindingDriver {
                 let session = self.session(action, patient)?;
                 let values = self.values(patient);
                 let bound = self.bound(action, Action::EraseAccount)?.clone();
-                let (observation, _, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                let (observation, _, ok) = self
+                    .run_action(action, &bound, &values, Some(&session))
+                    .await?;
                 if ok {
                     let gone: Vec<RecordingId> = self
                         .created
@@ -981,7 +1105,8 @@ impl Driver for BindingDriver {
         let action = "clean up";
         let started = Instant::now();
         let mut sent = 0usize;
-        let within_bounds = |sent: usize| sent < CLEAN_UP_REQUESTS_MAX && started.elapsed() < CLEAN_UP_TIME_MAX;
+        let within_bounds =
+            |sent: usize| sent < CLEAN_UP_REQUESTS_MAX && started.elapsed() < CLEAN_UP_TIME_MAX;
         // Calls first: a recording in progress cannot be erased.
         let mut calls: Vec<(CallId, PatientId)> = self
             .calls
@@ -1004,7 +1129,8 @@ impl Driver for BindingDriver {
                 let mut values = self.values(owner);
                 self.call_values(action, call, &mut values)?;
                 sent += bound.requests.len();
-                self.run_action(action, &bound, &values, Some(&session)).await?;
+                self.run_action(action, &bound, &values, Some(&session))
+                    .await?;
             }
         }
         // Then the recordings this case saw created for its own patients, and
@@ -1030,7 +1156,8 @@ impl Driver for BindingDriver {
                 let mut values = self.values(owner);
                 values.insert("recording", id);
                 sent += bound.requests.len();
-                self.run_action(action, &bound, &values, Some(&session)).await?;
+                self.run_action(action, &bound, &values, Some(&session))
+                    .await?;
             }
         }
         Ok(())
@@ -1084,7 +1211,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             LINK,
-            "</a?page=1>; rel=\"prev\", </a?page=3>; rel=\"next\"".parse().unwrap(),
+            "</a?page=1>; rel=\"prev\", </a?page=3>; rel=\"next\""
+                .parse()
+                .unwrap(),
         );
         assert_eq!(next_link(&h).as_deref(), Some("/a?page=3"));
     }

@@ -73,7 +73,11 @@ impl RecordingBook {
         book.aliases.get(id).copied()
     }
 
-    pub(crate) fn id(&self, action: &'static str, alias: RecordingId) -> Result<String, TargetError> {
+    pub(crate) fn id(
+        &self,
+        action: &'static str,
+        alias: RecordingId,
+    ) -> Result<String, TargetError> {
         self.lock()
             .ids
             .get(&alias)
@@ -106,7 +110,6 @@ impl RecordingBook {
         book.aliases.entry(service_id.to_string()).or_insert(alias);
     }
 }
-
 
 impl RecordingBook {
     /// Record a patient's own service id (`{me}`), for tampering probes by others.

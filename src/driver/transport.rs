@@ -138,7 +138,11 @@ impl Transport {
                     .find(['/', '?'])
                     .map_or(url.len(), |i| i + "http://".len());
                 let path = &url[path_start..];
-                Ok(if path.is_empty() { "/".to_string() } else { path.to_string() })
+                Ok(if path.is_empty() {
+                    "/".to_string()
+                } else {
+                    path.to_string()
+                })
             }
             Transport::Http { base, .. } => {
                 let own = host_of(base).map(host_name);
@@ -153,7 +157,11 @@ impl Transport {
     }
 
     /// Send one request and read the answer, at most `cap` body bytes.
-    pub async fn send(&self, action: &'static str, request: Outgoing) -> Result<Incoming, TargetError> {
+    pub async fn send(
+        &self,
+        action: &'static str,
+        request: Outgoing,
+    ) -> Result<Incoming, TargetError> {
         let garbage = |what: &str| TargetError::Garbage {
             action,
             what: what.to_string(),
@@ -162,8 +170,9 @@ impl Transport {
         for (name, value) in &request.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| garbage("a header name that is not valid (check the binding)"))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| garbage("a header value that is not valid (a captured value with a newline?)"))?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                garbage("a header value that is not valid (a captured value with a newline?)")
+            })?;
             headers.append(name, value);
         }
         let body = request.body.map(|(content_type, bytes)| {
@@ -195,7 +204,11 @@ impl Transport {
                     return Err(over());
                 }
                 let mut bytes = Vec::new();
-                while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(action, &e))? {
+                while let Some(chunk) = response
+                    .chunk()
+                    .await
+                    .map_err(|e| unreachable(action, &e))?
+                {
                     if bytes.len() + chunk.len() > cap {
                         return Err(over());
                     }
@@ -254,6 +267,9 @@ mod tests {
         assert!(http.resolve("http://user@127.0.0.1/x", &[]).is_err());
         assert!(http.resolve("//evil.example/x", &[]).is_err());
         assert!(http.resolve("https://127.0.0.1/x", &[]).is_err());
-        assert!(http.resolve("http://media:8081/x", &["media".into()]).is_ok());
+        assert!(
+            http.resolve("http://media:8081/x", &["media".into()])
+                .is_ok()
+        );
     }
 }

@@ -273,6 +273,22 @@ impl Capabilities {
         Ok(self)
     }
 
+    /// Whether the model can generate the action at `index` of
+    /// [`crate::model::ACTIONS`] for this service (register always; views
+    /// when there is one; probes with playback).
+    pub fn offers(&self, index: usize) -> bool {
+        match crate::model::ACTIONS.get(index).copied() {
+            Some("register") => true,
+            Some("view") => self.views().next().is_some(),
+            Some("probe") => self.has(Action::Play),
+            Some(name) => Action::ALL
+                .iter()
+                .find(|a| a.name() == name)
+                .is_some_and(|a| self.has(*a)),
+            None => false,
+        }
+    }
+
     /// Whether the service has `action`.
     pub fn has(&self, action: Action) -> bool {
         self.actions & action.bit() != 0

@@ -217,7 +217,11 @@ fn paging(state: &State) -> BoxedStrategy<(u8, u8)> {
 /// view, each of the patient's own objects; a view that names the patient's
 /// own id is also tried with another patient's id (tampering); a patient who
 /// erased their account still tries their old session now and then.
-fn view_options(state: &State, patients: &[PatientId], options: &mut Vec<(u32, BoxedStrategy<Step>)>) {
+fn view_options(
+    state: &State,
+    patients: &[PatientId],
+    options: &mut Vec<(u32, BoxedStrategy<Step>)>,
+) {
     let views: Vec<ViewSpec> = state.limits.caps.views().collect();
     // One view: the weight the history view always had, so runs against a
     // one-view binding explore exactly as before.
@@ -269,14 +273,16 @@ fn view_options(state: &State, patients: &[PatientId], options: &mut Vec<(u32, B
             options.push((
                 1,
                 (select(pairs), paging(state))
-                    .prop_map(move |((patient, of, subject), (page, per_page))| Step::View {
-                        patient,
-                        view,
-                        of,
-                        subject: Some(subject),
-                        page,
-                        per_page,
-                    })
+                    .prop_map(
+                        move |((patient, of, subject), (page, per_page))| Step::View {
+                            patient,
+                            view,
+                            of,
+                            subject: Some(subject),
+                            page,
+                            per_page,
+                        },
+                    )
                     .boxed(),
             ));
         }

@@ -17,11 +17,11 @@ mod step;
 
 use std::collections::HashMap;
 
+pub use caps::{Action, Capabilities, Order, Scope, ViewName, ViewSpec};
 pub use decode::{FLOW_STEPS_MAX, Flow, decode, encode};
 pub use generate::{next_step, sequences};
 pub use ids::{AliasError, AppointmentId, CallId, PatientId, RecordingId};
 pub use state::{Appointment, Call, Limits, Mode, PER_PAGE_CHOICES, Recording, State};
-pub use caps::{Action, Capabilities, Order, Scope, ViewName, ViewSpec};
 pub use step::{ACTIONS, Scoped, Slot, Step, StepParseError};
 
 /// The first step (index) whose precondition fails, replaying from the empty state.
@@ -192,7 +192,10 @@ pub fn caps_for(steps: &[Step]) -> Capabilities {
     }
     let mut views: Vec<ViewSpec> = Vec::new();
     for step in steps {
-        if let Step::View { view, of, subject, .. } = step {
+        if let Step::View {
+            view, of, subject, ..
+        } = step
+        {
             let scope = of.map(|of| match of {
                 Scoped::Appointment(_) => Scope::Appointment,
                 Scoped::Call(_) => Scope::Call,
@@ -229,7 +232,9 @@ pub fn first_outside(caps: Capabilities, steps: &[Step]) -> Option<usize> {
             return true;
         }
         match step {
-            Step::View { view, of, subject, .. } => match caps.view(*view) {
+            Step::View {
+                view, of, subject, ..
+            } => match caps.view(*view) {
                 None => true,
                 Some(spec) => {
                     let scope = of.map(|of| match of {

@@ -217,7 +217,9 @@ impl State {
                         .appointments
                         .get(&a)
                         .is_some_and(|a| a.patient == patient),
-                    (Some(Scope::Call), Some(Scoped::Call(c))) => self.call_of(patient, c).is_some(),
+                    (Some(Scope::Call), Some(Scoped::Call(c))) => {
+                        self.call_of(patient, c).is_some()
+                    }
                     _ => false,
                 };
                 // A dead session views only what it could before: no tampering.
@@ -348,7 +350,11 @@ impl State {
                 for r in self.recordings.values_mut().filter(|r| r.owner == patient) {
                     r.erased = true;
                 }
-                for a in self.appointments.values_mut().filter(|a| a.patient == patient) {
+                for a in self
+                    .appointments
+                    .values_mut()
+                    .filter(|a| a.patient == patient)
+                {
                     a.cancelled = true;
                 }
             }
@@ -387,11 +393,18 @@ impl State {
 
     /// The recordings `patient` may see in `view` (parametrised by `of`),
     /// in the view's order (creation order when it has none).
-    pub fn visible_in(&self, patient: PatientId, view: &ViewSpec, of: Option<Scoped>) -> Vec<RecordingId> {
+    pub fn visible_in(
+        &self,
+        patient: PatientId,
+        view: &ViewSpec,
+        of: Option<Scoped>,
+    ) -> Vec<RecordingId> {
         let in_scope = |r: &Recording| match of {
             None => true,
             Some(Scoped::Call(c)) => r.call == c,
-            Some(Scoped::Appointment(a)) => self.calls.get(&r.call).is_some_and(|c| c.appointment == a),
+            Some(Scoped::Appointment(a)) => {
+                self.calls.get(&r.call).is_some_and(|c| c.appointment == a)
+            }
         };
         let mut ids: Vec<RecordingId> = self
             .visible_recordings(patient)
@@ -423,7 +436,12 @@ impl State {
             return None;
         }
         let start = (usize::from(page).saturating_sub(1)) * usize::from(per_page);
-        Some(all.into_iter().skip(start).take(usize::from(per_page)).collect())
+        Some(
+            all.into_iter()
+                .skip(start)
+                .take(usize::from(per_page))
+                .collect(),
+        )
     }
 }
 

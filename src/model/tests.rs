@@ -71,8 +71,14 @@ fn history_prediction_follows_creation_order_and_hides_erased() {
         state.visible_recordings(p1),
         vec![RecordingId(2), RecordingId(3)]
     );
-    assert_eq!(state.expected_page(p1, &crate::model::ViewSpec::HISTORY, None, 2, 1), Some(vec![RecordingId(3)]));
-    assert_eq!(state.expected_page(p1, &crate::model::ViewSpec::HISTORY, None, 3, 1), Some(vec![]));
+    assert_eq!(
+        state.expected_page(p1, &crate::model::ViewSpec::HISTORY, None, 2, 1),
+        Some(vec![RecordingId(3)])
+    );
+    assert_eq!(
+        state.expected_page(p1, &crate::model::ViewSpec::HISTORY, None, 3, 1),
+        Some(vec![])
+    );
     assert_eq!(state.visible_recordings(PatientId(2)), vec![]);
     assert!(state.recordings[&RecordingId(1)].finished);
     assert!(!state.recordings[&RecordingId(3)].finished);

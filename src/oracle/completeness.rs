@@ -25,8 +25,7 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Violation> {
             let Some(spec) = ctx.after.limits.caps.view(view) else {
                 return Vec::new();
             };
-            let Some(expected) = ctx.after.expected_page(patient, &spec, of, page, per_page)
-            else {
+            let Some(expected) = ctx.after.expected_page(patient, &spec, of, page, per_page) else {
                 return Vec::new();
             };
             expected

@@ -364,7 +364,15 @@ pub async fn check(
     progress: &mut dyn Progress,
 ) -> CheckReport {
     let started = Instant::now();
-    let limits = config.limits;
+    // The model generates only what the target's binding has.
+    let limits = Limits {
+        caps: target.binding().caps,
+        ..config.limits
+    };
+    let config = &CheckConfig {
+        limits,
+        ..config.clone()
+    };
     let strategy = model::sequences(limits, config.steps_max);
     let proptest_config = Config {
         failure_persistence: None,

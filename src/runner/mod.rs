@@ -70,11 +70,13 @@ impl CheckReport {
                 self.diverged_cases
             ));
         }
+        let caps = self.config.limits.caps;
         let never: Vec<&str> = crate::model::ACTIONS
             .iter()
             .zip(self.coverage)
-            .filter(|(_, n)| *n == 0)
-            .map(|(a, _)| *a)
+            .enumerate()
+            .filter(|(i, (_, n))| *n == 0 && caps.offers(*i))
+            .map(|(_, (a, _))| *a)
             .collect();
         if !never.is_empty() {
             return Verdict::Unknown(format!(

@@ -121,13 +121,16 @@ const NOT_SEQUENTIAL: [Fault; 1] = [Fault::UpgradeSharedSlot];
 fn every_fault_is_in_the_matrix() {
     // Guards the list above against a fault added to the clinic later: every
     // fault is in the sequential matrix or is one only soak can see.
-    for fault in Fault::ALL {
+    // FHIR-only faults are invisible through `/v1`, which this matrix
+    // drives; they are found through the FHIR binding (issue 9).
+    let v1_faults: Vec<Fault> = Fault::ALL.into_iter().filter(|f| !f.fhir_only()).collect();
+    for fault in &v1_faults {
         assert!(
-            MATRIX.contains(&fault) || NOT_SEQUENTIAL.contains(&fault),
+            MATRIX.contains(fault) || NOT_SEQUENTIAL.contains(fault),
             "{fault} has no detection test"
         );
     }
-    assert_eq!(Fault::ALL.len(), MATRIX.len() + NOT_SEQUENTIAL.len());
+    assert_eq!(v1_faults.len(), MATRIX.len() + NOT_SEQUENTIAL.len());
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn clinic() -> Command {
 
 const VALID: &str = "valid faults: upgrade-latest-call, upgrade-phantom, history-page2-unfiltered, \
     history-cache-shared, recording-idor, rebook-reuses-consultation, erasure-leaves-media, \
-    media-misroute, upgrade-shared-slot";
+    media-misroute, upgrade-shared-slot, fhir-subject-unchecked, fhir-next-link-unscoped";
 
 #[test]
 fn an_unknown_fault_is_a_one_line_error_and_exit_code_2() {

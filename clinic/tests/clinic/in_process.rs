@@ -289,3 +289,62 @@ async fn a_failing_media_service_is_a_502_that_changes_nothing() {
     let (status, _) = call(&router, Method::DELETE, &recording_path, Some(&token), b"").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn in_process_fhir_links_are_paths_and_v1_objects_get_fhir_ids() {
+    // Goal: a request with no Host header (the in-process router, as fuzzing
+    // and an in-process driver call it) gets links and content urls as paths
+    // under /fhir, which resolve against the same router; objects made
+    // through /v1 are found through /fhir under their own logical ids.
+    // Method: record twice through /v1, then page through /fhir/Media with
+    // _count=1 and download through content.url, all in-process.
+    let (router, _) = in_process(&Config::default());
+    let (token, appointment, _, first) = recorded(&router, b"canary").await;
+    let (status, _) = call(
+        &router,
+        Method::POST,
+        &format!("/v1/appointments/{appointment}/call"),
+        Some(&token),
+        b"",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, page) = json_call(
+        &router,
+        Method::GET,
+        "/fhir/Media?_count=1",
+        Some(&token),
+        b"",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["total"], 2);
+    let media = &page["entry"][0]["resource"];
+    assert_ne!(media["id"], first.as_str());
+    let url = media["content"]["url"].as_str().expect("url");
+    assert!(url.starts_with("/fhir/Binary/"), "{url}");
+    let (status, bytes) = call(&router, Method::GET, url, Some(&token), b"").await;
+    assert_eq!((status, bytes.as_slice()), (StatusCode::OK, &b"canary"[..]));
+    let next = page["link"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|link| link["relation"] == "next")
+        .and_then(|link| link["url"].as_str())
+        .expect("next")
+        .to_owned();
+    assert_eq!(next, "/fhir/Media?_count=1&_cursor=1");
+    let (status, last) = json_call(&router, Method::GET, &next, Some(&token), b"").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(last["entry"].as_array().map(Vec::len), Some(1));
+    assert!(
+        last["link"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .all(|l| l["relation"] != "next")
+    );
+    let (status, outcome) = json_call(&router, Method::GET, "/fhir/nope", None, b"").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+}

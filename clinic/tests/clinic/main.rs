@@ -7,6 +7,9 @@
 mod clean;
 mod cli;
 mod faults;
+mod fhir_api;
+mod fhir_faults;
+mod fhir_support;
 mod in_process;
 mod openapi;
 mod startup;

@@ -186,6 +186,8 @@ pub struct SoakOutcome {
     pub patients_total: u32,
     /// How often each action (indexed as [`ACTIONS`]) was answered.
     pub coverage: [u64; ACTIONS.len()],
+    /// What the target's binding lets the model do.
+    pub caps: crate::model::Capabilities,
     /// History views that followed an upgrade mid-call by the same patient.
     pub upgrade_then_history: u64,
     /// Latency percentiles per action.
@@ -223,11 +225,14 @@ impl SoakOutcome {
                 self.first_errors.first().map_or("?", String::as_str)
             ));
         }
+        // Erase-account is never taken by a soak patient (a slot's patient
+        // lives on until replaced), and actions the binding lacks cannot run.
         let never: Vec<&str> = ACTIONS
             .iter()
             .zip(self.coverage)
-            .filter(|(_, n)| *n == 0)
-            .map(|(a, _)| *a)
+            .enumerate()
+            .filter(|(i, (a, n))| *n == 0 && self.caps.offers(*i) && **a != "erase-account")
+            .map(|(_, (a, _))| *a)
             .collect();
         if !never.is_empty() {
             return Verdict::Unknown(format!(
@@ -823,6 +828,7 @@ pub async fn soak(
         })
         .collect();
     let outcome = SoakOutcome {
+        caps: target.binding().caps,
         config: config.clone(),
         target: target.spec().to_string(),
         faults,

@@ -18,8 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::model::{
     Action, AppointmentId, CallId, Capabilities, Limits, Mode, PER_PAGE_CHOICES, PatientId,
-    RecordingId, Slot, State, ViewName,
-    Step,
+    RecordingId, Slot, State, Step, ViewName,
 };
 
 /// The most non-erased recordings one patient keeps: past it the patient

@@ -1,0 +1,78 @@
+//! `chaperone binding ...`: debug a binding against a running service.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use super::common::{Failure, TargetArgs, ready, runtime, unknown, usage};
+use crate::binding::{self, Binding};
+use crate::driver::Driver as _;
+use crate::target::{Target, TargetSpec};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum BindingCommand {
+    /// Perform every bound action once with fresh patients; one line per action (✓ or ✗ with the reason and a hint).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct CheckArgs {
+    /// The binding file to check.
+    file: PathBuf,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+pub(super) fn binding(command: BindingCommand) -> Result<u8, Failure> {
+    match command {
+        BindingCommand::Check(args) => check(args),
+    }
+}
+
+fn check(args: CheckArgs) -> Result<u8, Failure> {
+    if args.target.binding.is_some() {
+        return Err(usage("`binding check FILE` checks FILE; drop --binding"));
+    }
+    let binding = Arc::new(Binding::load(&args.file).map_err(|e| usage(e.to_string()))?);
+    let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
+    let faults = super::common::parse_faults(&args.target.faults)?;
+    super::common::check_fault_target(&spec, &faults)?;
+    println!(
+        "chaperone binding check: {} (binding `{}`, service `{}`) | target {spec}",
+        args.file.display(),
+        binding.name,
+        binding.service
+    );
+    let target = Target::new(spec, faults).with_binding(binding.clone());
+    let rt = runtime()?;
+    ready(&rt, &target)?;
+    let report = rt.block_on(async {
+        let case = target.open_case().await?;
+        let mut driver = case.driver();
+        let report = binding::check::check(&binding, &mut driver).await;
+        if case.is_shared() {
+            // Best effort: what the check created on a shared service.
+            let _ = driver.clean_up().await;
+        }
+        case.close().await;
+        Ok::<_, crate::driver::TargetError>(report)
+    });
+    rt.block_on(target.shutdown());
+    let report = report.map_err(|e| unknown(format!("the target could not be opened: {e}")))?;
+    for line in &report.lines {
+        println!("{line}");
+    }
+    if report.passed() {
+        println!("the binding drives the service: every bound action worked");
+        Ok(0)
+    } else {
+        let failed = report
+            .lines
+            .iter()
+            .filter(|l| l.mark != binding::check::Mark::Ok)
+            .count();
+        println!("the service could not be driven: {failed} action(s) did not work");
+        Ok(3)
+    }
+}
