@@ -31,6 +31,7 @@ mod tests {
             "name",
             "service",
             "description",
+            "health",
             "headers",
             "follow_hosts",
             "session",
