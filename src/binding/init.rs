@@ -238,6 +238,8 @@ struct Param {
     location: String,
     required: bool,
     obj: Option<Obj>,
+    /// The value is a typed reference (`Patient/123`), as its description or example says.
+    reference: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -702,6 +704,11 @@ fn operation<'a>(
             location: location.to_string(),
             required: p.get("required").and_then(Value::as_bool) == Some(true),
             obj: Obj::of_name(name),
+            reference: ["description", "example"].iter().any(|k| {
+                p.get(*k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.contains("Patient/"))
+            }),
         });
     }
 
@@ -1878,6 +1885,7 @@ impl<'d> Draft<'d> {
         // Query parameters: paging roles, the patient's own id, required others.
         let mut roles: Vec<(String, &'static str)> = Vec::new();
         let mut query: Vec<(String, String)> = Vec::new();
+        let mut me_bound = false;
         for p in op.params.iter().filter(|p| p.location == "query") {
             if let Some(role) = view_param_role(&p.name)
                 && !roles.iter().any(|(_, r)| *r == role)
@@ -1886,10 +1894,24 @@ impl<'d> Draft<'d> {
                 continue;
             }
             match p.obj {
-                Some(Obj::Me) => {
+                Some(Obj::Me) if !me_bound => {
+                    // One parameter names the patient: a required one if
+                    // any, else the first; the others are left out.
+                    let required_elsewhere = op.params.iter().any(|q| {
+                        q.location == "query"
+                            && q.required
+                            && q.obj == Some(Obj::Me)
+                            && q.name != p.name
+                    });
+                    if !p.required && required_elsewhere {
+                        continue;
+                    }
                     self.uses_me = true;
-                    query.push((p.name.clone(), "{me}".into()));
+                    me_bound = true;
+                    let value = if p.reference { "Patient/{me}" } else { "{me}" };
+                    query.push((p.name.clone(), value.into()));
                 }
+                Some(Obj::Me) => {}
                 Some(o) if scope == Some(o) => query.push((p.name.clone(), o.placeholder().into())),
                 _ if p.required => {
                     query.push((p.name.clone(), "TODO".into()));
@@ -1921,17 +1943,8 @@ impl<'d> Draft<'d> {
             .any(|h| h.eq_ignore_ascii_case("link"));
         let mut pagination = String::new();
         let mut paging_query: Vec<(String, String)> = Vec::new();
-        if let Some(cursor) = role("cursor") {
-            paging_query.push((cursor, "{cursor}".into()));
-            if let Some(size) = role("size") {
-                paging_query.push((size, "{per_page}".into()));
-            }
-            let next = find_field(doc, schema, &next_cursor_fields).unwrap_or_else(|| {
-                notes.push("TODO: where is the next page's cursor in the response?".into());
-                "/TODO-next-cursor".into()
-            });
-            pagination = inline([("kind", q("cursor")), ("next", json_capture(&next))]);
-        } else if has_bundle_links(doc, schema) {
+        // A Bundle's `next` link carries whatever cursor the service uses.
+        if has_bundle_links(doc, schema) {
             if let Some(size) = role("size") {
                 paging_query.push((size, "{per_page}".into()));
             }
@@ -1942,6 +1955,16 @@ impl<'d> Draft<'d> {
                     inline([("jsonpath", q("$.link[?(@.relation == 'next')].url"))]),
                 ),
             ]);
+        } else if let Some(cursor) = role("cursor") {
+            paging_query.push((cursor, "{cursor}".into()));
+            if let Some(size) = role("size") {
+                paging_query.push((size, "{per_page}".into()));
+            }
+            let next = find_field(doc, schema, &next_cursor_fields).unwrap_or_else(|| {
+                notes.push("TODO: where is the next page's cursor in the response?".into());
+                "/TODO-next-cursor".into()
+            });
+            pagination = inline([("kind", q("cursor")), ("next", json_capture(&next))]);
         } else if let Some(page) = role("page") {
             paging_query.push((page, "{page}".into()));
             match role("size") {
@@ -2300,6 +2323,7 @@ pub fn draft_from_openapi(doc: &Value) -> String {
                         | "ping"
                         | "alive"
                         | "status"
+                        | "metadata"
                 )
             ) || op.has_word(&["health", "healthz", "healthcheck"]))
     });
@@ -2708,8 +2732,11 @@ mod tests {
                     "operationId": "searchMedia",
                     "summary": "Media of a patient, newest first",
                     "parameters": [
-                        { "name": "patient", "in": "query", "required": true, "schema": { "type": "string" } },
-                        { "name": "_count", "in": "query", "schema": { "type": "integer" } }
+                        { "name": "subject", "in": "query", "schema": { "type": "string" } },
+                        { "name": "patient", "in": "query", "required": true, "schema": { "type": "string" },
+                          "description": "A reference: Patient/123" },
+                        { "name": "_count", "in": "query", "schema": { "type": "integer" } },
+                        { "name": "_cursor", "in": "query", "schema": { "type": "string" } }
                     ],
                     "responses": { "200": { "description": "a Bundle", "content": { "application/fhir+json": {
                         "schema": { "$ref": "#/components/schemas/Bundle" } } } } } } }
@@ -2736,7 +2763,7 @@ mod tests {
             query(view),
             vec![
                 ("_count".to_string(), "{per_page}".to_string()),
-                ("patient".to_string(), "{me}".to_string())
+                ("patient".to_string(), "Patient/{me}".to_string())
             ]
         );
         let pagination = view.pagination.as_ref().unwrap();
