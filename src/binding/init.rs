@@ -226,6 +226,83 @@ impl Obj {
     }
 }
 
+/// Nouns as this document uses them. Services name the same things
+/// differently (a visit and its consultation, an appointment and its
+/// encounter): the appointment-like noun of the collection patients book
+/// into is the appointment, and any other appointment-like noun is then
+/// the call held within it.
+#[derive(Debug, Clone, Default)]
+struct Nouns {
+    appointment: Option<String>,
+}
+
+impl Nouns {
+    /// Priority among appointment-like nouns when several collections are booked into.
+    const APPOINTMENT_ORDER: [&'static str; 7] = [
+        "appointment",
+        "booking",
+        "reservation",
+        "visit",
+        "consultation",
+        "consult",
+        "encounter",
+    ];
+
+    /// The booked-into noun: of every `POST` on a collection whose path
+    /// names no object but the patient, the most appointment-like.
+    fn of_document(doc: &Value) -> Nouns {
+        let mut best: Option<usize> = None;
+        let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
+            return Nouns::default();
+        };
+        for (raw_path, item) in paths.iter().take(OPERATIONS_MAX) {
+            if resolve(doc, item).get("post").is_none() {
+                continue;
+            }
+            let parts: Vec<&str> = raw_path.split('/').filter(|p| !p.is_empty()).collect();
+            let Some(last) = parts.last() else { continue };
+            if last.starts_with('{') {
+                continue;
+            }
+            let noun = words(last).last().map(|w| singular(w)).unwrap_or_default();
+            if Obj::of_noun(&noun) != Some(Obj::Appointment) {
+                continue;
+            }
+            let scoped_to_object = parts.windows(2).any(|w| {
+                let Some(name) = w[1].strip_prefix('{').and_then(|p| p.strip_suffix('}')) else {
+                    return false;
+                };
+                let previous = words(w[0]).last().map(|x| singular(x)).unwrap_or_default();
+                Obj::of_name(name).or_else(|| Obj::of_noun(&previous)) != Some(Obj::Me)
+            });
+            if scoped_to_object {
+                continue;
+            }
+            if let Some(rank) = Self::APPOINTMENT_ORDER.iter().position(|n| *n == noun)
+                && best.is_none_or(|b| rank < b)
+            {
+                best = Some(rank);
+            }
+        }
+        Nouns {
+            appointment: best.map(|i| Self::APPOINTMENT_ORDER[i].to_string()),
+        }
+    }
+
+    fn of_noun(&self, noun: &str) -> Option<Obj> {
+        match Obj::of_noun(noun) {
+            Some(Obj::Appointment) if self.appointment.as_deref().is_some_and(|a| a != noun) => {
+                Some(Obj::Call)
+            }
+            other => other,
+        }
+    }
+
+    fn of_name(&self, name: &str) -> Option<Obj> {
+        words(name).iter().find_map(|w| self.of_noun(&singular(w)))
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Segment {
     Lit(String),
@@ -601,7 +678,7 @@ const METHODS: [(&str, &str); 5] = [
 ];
 
 /// Every operation of the document (at most [`OPERATIONS_MAX`]), and how many were left out.
-fn operations(doc: &Value) -> (Vec<Operation<'_>>, usize) {
+fn operations<'a>(doc: &'a Value, nouns: &Nouns) -> (Vec<Operation<'a>>, usize) {
     let (base, _) = base_path(doc);
     let mut out = Vec::new();
     let mut left_out = 0;
@@ -621,7 +698,15 @@ fn operations(doc: &Value) -> (Vec<Operation<'_>>, usize) {
                 left_out += 1;
                 continue;
             }
-            out.push(operation(doc, &base, raw_path, method, op, &shared_params));
+            out.push(operation(
+                doc,
+                nouns,
+                &base,
+                raw_path,
+                method,
+                op,
+                &shared_params,
+            ));
         }
     }
     (out, left_out)
@@ -629,6 +714,7 @@ fn operations(doc: &Value) -> (Vec<Operation<'_>>, usize) {
 
 fn operation<'a>(
     doc: &'a Value,
+    nouns: &Nouns,
     base: &str,
     raw_path: &str,
     method: &'static str,
@@ -641,8 +727,9 @@ fn operation<'a>(
     for part in full_path.split('/').filter(|p| !p.is_empty()) {
         if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
             // A generic name (`id`) takes its meaning from the collection before it.
-            let obj =
-                Obj::of_name(name).or_else(|| previous_noun.as_deref().and_then(Obj::of_noun));
+            let obj = nouns
+                .of_name(name)
+                .or_else(|| previous_noun.as_deref().and_then(|n| nouns.of_noun(n)));
             segments.push(Segment::Param {
                 name: name.to_string(),
                 obj,
@@ -703,7 +790,7 @@ fn operation<'a>(
             name: name.to_string(),
             location: location.to_string(),
             required: p.get("required").and_then(Value::as_bool) == Some(true),
-            obj: Obj::of_name(name),
+            obj: nouns.of_name(name),
             reference: ["description", "example"].iter().any(|k| {
                 p.get(*k)
                     .and_then(Value::as_str)
@@ -1141,6 +1228,7 @@ fn session_guess(doc: &Value) -> SessionGuess {
 
 /// Field names (normalised) that hold each placeholder, per action.
 fn field_placeholder(
+    nouns: &Nouns,
     action: &str,
     name: &str,
     schema_format: Option<&str>,
@@ -1176,7 +1264,8 @@ fn field_placeholder(
         _ => None,
     };
     by_action.or_else(|| {
-        Obj::of_name(name)
+        nouns
+            .of_name(name)
             .filter(|o| available(action).contains(o))
             .map(Obj::placeholder)
     })
@@ -1184,6 +1273,7 @@ fn field_placeholder(
 
 struct Draft<'d> {
     doc: &'d Value,
+    nouns: Nouns,
     todos_global: Vec<String>,
     uses_me: bool,
 }
@@ -1337,7 +1427,7 @@ impl<'d> Draft<'d> {
                 }
                 _ => {}
             }
-            match field_placeholder(action, name, format) {
+            match field_placeholder(&self.nouns, action, name, format) {
                 Some(placeholder) => {
                     if placeholder == "{me}" {
                         self.uses_me = true;
@@ -1489,6 +1579,22 @@ const RECORDING_FIELDS: &[&str] = &[
     "mediaid",
     "replayid",
 ];
+/// An item's own id, by name, in order of preference.
+const ITEM_ID_FIELDS: &[&str] = &["id", "ref", "uuid", "key", "identifier"];
+
+/// A top-level (not nested) field of `schema` by normalised name, as a pointer.
+fn find_field_shallow(doc: &Value, schema: &Value, names: &[&str]) -> Option<String> {
+    let props = properties(doc, schema, 0);
+    names.iter().find_map(|want| {
+        props
+            .iter()
+            .find(|(n, s)| {
+                norm(n) == *want && !matches!(schema_type(doc, s), Some("object" | "array"))
+            })
+            .map(|(n, _)| format!("/{}", escape_pointer(n)))
+    })
+}
+
 const LINK_FIELDS: &[&str] = &[
     "downloadurl",
     "url",
@@ -1502,10 +1608,10 @@ const LINK_FIELDS: &[&str] = &[
 ];
 
 /// Scores of an operation for each action; higher is a better match, `None` no match.
-fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
+fn score(op: &Operation<'_>, doc: &Value, nouns: &Nouns, action: &str) -> Option<i32> {
     let m = op.method;
     let noun = op.last_noun();
-    let noun_obj = noun.as_deref().and_then(Obj::of_noun);
+    let noun_obj = noun.as_deref().and_then(|n| nouns.of_noun(n));
     let has_token = || {
         op.response_schema()
             .and_then(|s| find_field(doc, s, TOKEN_FIELDS))
@@ -1570,7 +1676,7 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
                     s.is_some_and(|s| {
                         properties(doc, s, 0)
                             .iter()
-                            .any(|(n, _)| Obj::of_name(n) == Some(Obj::Appointment))
+                            .any(|(n, _)| nouns.of_name(n) == Some(Obj::Appointment))
                     })
                 });
                 (m == "POST"
@@ -1649,7 +1755,15 @@ fn score(op: &Operation<'_>, doc: &Value, action: &str) -> Option<i32> {
             (m == "GET" || (m == "POST" && op.has_word(&["download", "link", "url"])))
                 .then_some(())
                 .filter(|()| shaped)
-                .map(|()| 10 + if op.response_is_binary(doc) { 2 } else { 0 })
+                .map(|()| {
+                    // A signed link's own route (`?sig=&expires=`) is not where playback starts.
+                    let unfillable = op
+                        .params
+                        .iter()
+                        .filter(|p| p.location == "query" && p.required && p.obj.is_none())
+                        .count() as i32;
+                    10 + if op.response_is_binary(doc) { 2 } else { 0 } - 5 * unfillable
+                })
         }
         "erase" => (m == "DELETE" && op.item_obj() == Some(Obj::Recording)).then_some(10),
         "erase-account" => {
@@ -1727,15 +1841,19 @@ fn recording_item(doc: &Value, op: &Operation<'_>, item: &Value) -> Option<(Stri
     if !recordingish {
         return None;
     }
-    let id = specific.or_else(|| {
-        names.contains(&"id".to_string()).then(|| {
-            properties(doc, inner, 0)
-                .iter()
-                .find(|(n, _)| norm(n) == "id")
-                .map(|(n, _)| format!("/{}", escape_pointer(n)))
-                .unwrap_or_else(|| "/id".into())
-        })
-    })?;
+    let _ = names;
+    // An item's own id, else the id of a recording-like object inside it
+    // (`{ "clip": { "ref": "..." } }`).
+    let id = specific
+        .or_else(|| find_field_shallow(doc, inner, ITEM_ID_FIELDS))
+        .or_else(|| {
+            properties(doc, inner, 0).into_iter().find_map(|(n, sub)| {
+                (Obj::of_name(n) == Some(Obj::Recording) && schema_type(doc, sub) == Some("object"))
+                    .then(|| find_field_shallow(doc, sub, ITEM_ID_FIELDS))
+                    .flatten()
+                    .map(|inner| format!("/{}{inner}", escape_pointer(n)))
+            })
+        })?;
     Some((format!("{prefix}{id}"), !prefix.is_empty()))
 }
 
@@ -2079,9 +2197,11 @@ impl<'d> Draft<'d> {
 /// operation gives a skeleton full of TODOs). Call [`validate_openapi`] first
 /// to refuse what is not an OpenAPI 3 document.
 pub fn draft_from_openapi(doc: &Value) -> String {
-    let (ops, left_out) = operations(doc);
+    let nouns = Nouns::of_document(doc);
+    let (ops, left_out) = operations(doc, &nouns);
     let mut draft = Draft {
         doc,
+        nouns,
         todos_global: Vec::new(),
         uses_me: false,
     };
@@ -2115,7 +2235,7 @@ pub fn draft_from_openapi(doc: &Value) -> String {
             .iter()
             .enumerate()
             .filter(|(i, _)| !used[*i])
-            .filter_map(|(i, op)| score(op, doc, action).map(|s| (s, i)))
+            .filter_map(|(i, op)| score(op, doc, &draft.nouns, action).map(|s| (s, i)))
             // Highest score; the first in document order among equals.
             .fold(None::<(i32, usize)>, |best, (s, i)| match best {
                 Some((b, _)) if b >= s => best,
@@ -2223,7 +2343,17 @@ pub fn draft_from_openapi(doc: &Value) -> String {
             }
             "start-call" => {
                 let mut req = draft.request(op, action);
-                draft.capture_output(op, &mut req, "call", CALL_FIELDS, true);
+                // A call may be named like an appointment in this document
+                // (a visit's `consultation`): those names come before `id`.
+                let renamed: Vec<String> = Nouns::APPOINTMENT_ORDER
+                    .iter()
+                    .filter(|n| draft.nouns.of_noun(n) == Some(Obj::Call))
+                    .map(|n| format!("{n}id"))
+                    .collect();
+                let mut fields: Vec<&str> = CALL_FIELDS[..CALL_FIELDS.len() - 1].to_vec();
+                fields.extend(renamed.iter().map(String::as_str));
+                fields.push("id");
+                draft.capture_output(op, &mut req, "call", &fields, true);
                 if !draft.capture_output(op, &mut req, "recording", RECORDING_FIELDS, false) {
                     req.notes.push(
                         "TODO: the response names no recording id; see \"Recording ids not returned at creation\" in docs/bindings.md."
@@ -2464,8 +2594,13 @@ pub fn draft_from_openapi(doc: &Value) -> String {
 
 /// Where the credential is in a registration (or login) response.
 fn token_capture(doc: &Value, op: &Operation<'_>, session: &SessionGuess) -> Option<String> {
+    let headers = op.response_headers();
     if let Some(cookie) = &session.cookie {
-        return Some(inline([("cookie", q(cookie))]));
+        // Only an answer documented to set a cookie is taken to set the session's.
+        return headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("set-cookie"))
+            .then(|| inline([("cookie", q(cookie))]));
     }
     if let Some(pointer) = op
         .response_schema()
@@ -2473,14 +2608,10 @@ fn token_capture(doc: &Value, op: &Operation<'_>, session: &SessionGuess) -> Opt
     {
         return Some(json_capture(&pointer));
     }
-    let headers = op.response_headers();
     if let Some(header) = &session.header
         && headers.iter().any(|h| h.eq_ignore_ascii_case(header))
     {
         return Some(inline([("header", q(header))]));
-    }
-    if headers.iter().any(|h| h.eq_ignore_ascii_case("set-cookie")) {
-        return None;
     }
     None
 }
@@ -2791,7 +2922,9 @@ mod tests {
                         "type": "object", "required": ["email", "password", "fullName"],
                         "properties": { "email": { "type": "string" }, "password": { "type": "string" },
                                         "fullName": { "type": "string" } } } } } },
-                    "responses": { "201": { "description": "ok", "content": { "application/json": { "schema": {
+                    "responses": { "201": { "description": "ok",
+                        "headers": { "Set-Cookie": { "schema": { "type": "string" } } },
+                        "content": { "application/json": { "schema": {
                         "type": "object", "properties": { "userId": { "type": "string" } } } } } } } } },
                 "/visits": { "post": {
                     "requestBody": { "content": { "application/json": { "schema": {
@@ -2801,14 +2934,14 @@ mod tests {
                     "responses": { "201": { "description": "ok", "content": { "application/json": { "schema": {
                         "type": "object", "properties": { "visit": { "type": "object", "properties": {
                             "visitId": { "type": "string" } } } } } } } } } } },
-                "/visits/{visitId}/session": { "post": {
+                "/visits/{visitId}/consultations": { "post": {
                     "responses": { "201": { "description": "ok", "content": { "application/json": { "schema": {
-                        "type": "object", "properties": { "sessionId": { "type": "string" },
+                        "type": "object", "properties": { "consultationId": { "type": "string" },
                                                           "recordingId": { "type": "string" } } } } } } } } },
-                "/sessions/{sessionId}/chunks": { "put": {
+                "/consultations/{consultationId}/chunks": { "put": {
                     "requestBody": { "content": { "audio/webm": { "schema": { "type": "string", "format": "binary" } } } },
                     "responses": { "204": { "description": "stored" } } } },
-                "/sessions/{sessionId}/hangup": { "post": { "responses": { "200": { "description": "ended" } } } },
+                "/consultations/{consultationId}/hangup": { "post": { "responses": { "200": { "description": "ended" } } } },
                 "/timeline": { "get": {
                     "operationId": "getTimeline",
                     "summary": "Your recordings, oldest first",
@@ -2846,9 +2979,12 @@ mod tests {
             .requests[0];
         assert_eq!(
             start.path.as_ref().unwrap().get_ref(),
-            "/visits/{appointment}/session"
+            "/visits/{appointment}/consultations"
         );
-        assert_eq!(start.capture["call"].json.as_deref(), Some("/sessionId"));
+        assert_eq!(
+            start.capture["call"].json.as_deref(),
+            Some("/consultationId")
+        );
         assert_eq!(
             start.capture["recording"].json.as_deref(),
             Some("/recordingId")
@@ -2864,7 +3000,7 @@ mod tests {
         let end = &file.actions.end_call.as_ref().expect("end-call").requests[0];
         assert_eq!(
             end.path.as_ref().unwrap().get_ref(),
-            "/sessions/{call}/hangup"
+            "/consultations/{call}/hangup"
         );
         let play = file.actions.play.as_ref().expect("play");
         assert_eq!(play.requests.len(), 2, "{draft}");
