@@ -1496,17 +1496,25 @@ impl<'d> Draft<'d> {
         required: bool,
     ) -> bool {
         let doc = self.doc;
-        if let Some(schema) = op.response_schema()
-            && let Some(pointer) = find_field(doc, schema, fields)
-        {
+        let found = op.response_schema().and_then(|schema| {
+            find_field(doc, schema, fields).or_else(|| {
+                // A recording is often an object of its own (`clip: { ref }`).
+                (name == "recording")
+                    .then(|| find_recording_object_id(doc, schema, 0))
+                    .flatten()
+            })
+        });
+        if let Some(pointer) = found {
             req.captures
                 .push((name.to_string(), json_capture(&pointer)));
             return true;
         }
-        if op
-            .response_headers()
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case("location"))
+        // `Location` names the created resource: the action's main output only.
+        if required
+            && op
+                .response_headers()
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case("location"))
         {
             req.captures.push((
                 name.to_string(),
@@ -1579,6 +1587,29 @@ const RECORDING_FIELDS: &[&str] = &[
     "mediaid",
     "replayid",
 ];
+/// The id of a recording-like object (`clip`, `recording`, `media`) somewhere
+/// in a response (`/operation/result/clip/ref`), shallow first.
+fn find_recording_object_id(doc: &Value, schema: &Value, depth: usize) -> Option<String> {
+    if depth > 3 {
+        return None;
+    }
+    let props = properties(doc, schema, 0);
+    for (name, sub) in &props {
+        if Obj::of_name(name) == Some(Obj::Recording)
+            && schema_type(doc, sub) == Some("object")
+            && let Some(id) = find_field_shallow(doc, sub, ITEM_ID_FIELDS)
+        {
+            return Some(format!("/{}{id}", escape_pointer(name)));
+        }
+    }
+    props.iter().take(32).find_map(|(name, sub)| {
+        (schema_type(doc, sub) == Some("object"))
+            .then(|| find_recording_object_id(doc, sub, depth + 1))
+            .flatten()
+            .map(|inner| format!("/{}{inner}", escape_pointer(name)))
+    })
+}
+
 /// An item's own id, by name, in order of preference.
 const ITEM_ID_FIELDS: &[&str] = &["id", "ref", "uuid", "key", "identifier"];
 
@@ -2942,6 +2973,11 @@ mod tests {
                     "requestBody": { "content": { "audio/webm": { "schema": { "type": "string", "format": "binary" } } } },
                     "responses": { "204": { "description": "stored" } } } },
                 "/consultations/{consultationId}/hangup": { "post": { "responses": { "200": { "description": "ended" } } } },
+                "/consultations/{consultationId}/video": { "post": { "responses": { "202": {
+                    "description": "switching", "headers": { "Location": { "schema": { "type": "string" } } },
+                    "content": { "application/json": { "schema": { "type": "object", "properties": {
+                        "operation": { "type": "object", "properties": { "result": { "type": "object", "properties": {
+                            "clip": { "type": "object", "properties": { "ref": { "type": "string" } } } } } } } } } } } } } } },
                 "/timeline": { "get": {
                     "operationId": "getTimeline",
                     "summary": "Your recordings, oldest first",
@@ -3001,6 +3037,18 @@ mod tests {
         assert_eq!(
             end.path.as_ref().unwrap().get_ref(),
             "/consultations/{call}/hangup"
+        );
+        // A 202 with a Location header is polled; the new video recording
+        // is found inside a recording-like object, not taken from Location.
+        let upgrade = &file.actions.upgrade.as_ref().expect("upgrade").requests[0];
+        assert_eq!(
+            upgrade.capture["recording"].json.as_deref(),
+            Some("/operation/result/clip/ref")
+        );
+        let poll = upgrade.poll.as_ref().expect("poll");
+        assert_eq!(
+            poll.url.as_ref().and_then(|u| u.header.as_deref()),
+            Some("Location")
         );
         let play = file.actions.play.as_ref().expect("play");
         assert_eq!(play.requests.len(), 2, "{draft}");
