@@ -134,6 +134,8 @@ pub async fn check(binding: &Binding, driver: &mut BindingDriver) -> CheckReport
         Success,
         Refused,
         Lists(Vec<RecordingId>),
+        /// Refused, or shown nothing of these (the caller's own list instead).
+        NoneOf(Vec<RecordingId>),
     }
     let mut plan: Vec<(String, Step, Vec<&'static str>, Expect, &'static str)> = vec![
         (
@@ -246,6 +248,8 @@ pub async fn check(binding: &Binding, driver: &mut BindingDriver) -> CheckReport
         } else {
             vec!["register"]
         };
+        let mut tamper_needs = needs.clone();
+        tamper_needs.push("register2");
         let expect = if has(Action::EndCall) {
             Expect::Lists(finished.clone())
         } else {
@@ -274,13 +278,13 @@ pub async fn check(binding: &Binding, driver: &mut BindingDriver) -> CheckReport
                 Step::View {
                     patient: p2,
                     view: view.name,
-                    of: None,
+                    of,
                     subject: Some(p1),
                     page: 1,
                     per_page: 10,
                 },
-                vec!["register2"],
-                Expect::Success,
+                tamper_needs,
+                Expect::NoneOf(finished.clone()),
                 "tamper",
             ));
         }
@@ -378,6 +382,20 @@ pub async fn check(binding: &Binding, driver: &mut BindingDriver) -> CheckReport
                 o.status
             )),
             (Ok(_), Expect::Refused) => Mark::Ok,
+            (Ok(o), Expect::NoneOf(theirs)) => {
+                if o.is_success()
+                    && o.seen
+                        .iter()
+                        .any(|(_, s)| theirs.iter().any(|r| *s == Seen::Known(*r)))
+                {
+                    Mark::Failed(format!(
+                        "{} — another patient's id in the request showed that patient's recordings: the service does not check whose list it serves (a privacy violation `run` will report)",
+                        o.status
+                    ))
+                } else {
+                    Mark::Ok
+                }
+            }
             (Ok(o), _) if !o.is_success() => Mark::Failed(hint(binding, &step, o.status)),
             (Ok(o), Expect::Lists(own)) => {
                 let missing: Vec<String> = own
