@@ -1500,7 +1500,13 @@ impl<'d> Draft<'d> {
             find_field(doc, schema, fields).or_else(|| {
                 // A recording is often an object of its own (`clip: { ref }`).
                 (name == "recording")
-                    .then(|| find_recording_object_id(doc, schema, 0))
+                    .then(|| {
+                        // The answer may be the new recording itself (a FHIR `Media`).
+                        is_recording_schema(doc, schema)
+                            .then(|| find_field_shallow(doc, schema, ITEM_ID_FIELDS))
+                            .flatten()
+                            .or_else(|| find_recording_object_id(doc, schema, 0))
+                    })
                     .flatten()
             })
         });
@@ -1587,6 +1593,23 @@ const RECORDING_FIELDS: &[&str] = &[
     "mediaid",
     "replayid",
 ];
+/// Whether a schema is a recording: its `$ref` names one (`#/components/schemas/Clip`)
+/// or its `resourceType` is FHIR's `Media`.
+fn is_recording_schema(doc: &Value, schema: &Value) -> bool {
+    let named = schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit('/').next())
+        .and_then(|n| words(n).last().map(|w| singular(w)))
+        .and_then(|n| Obj::of_noun(&n))
+        == Some(Obj::Recording);
+    let fhir_media = resolve(doc, schema)
+        .pointer("/properties/resourceType/enum")
+        .and_then(Value::as_array)
+        .is_some_and(|e| e.iter().any(|t| t.as_str() == Some("Media")));
+    named || fhir_media
+}
+
 /// The id of a recording-like object (`clip`, `recording`, `media`) somewhere
 /// in a response (`/operation/result/clip/ref`), shallow first.
 fn find_recording_object_id(doc: &Value, schema: &Value, depth: usize) -> Option<String> {
@@ -2890,6 +2913,20 @@ mod tests {
                         "schema": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } } } } },
                     "responses": { "201": { "description": "created", "content": { "application/fhir+json": {
                         "schema": { "$ref": "#/components/schemas/Patient" } } } } } } },
+                "/Appointment": { "post": {
+                    "requestBody": { "content": { "application/fhir+json": { "schema": { "type": "object",
+                        "properties": { "start": { "type": "string", "format": "date-time" } } } } } },
+                    "responses": { "201": { "description": "booked", "content": { "application/fhir+json": {
+                        "schema": { "type": "object", "properties": { "id": { "type": "string" } } } } } } } } },
+                "/Encounter": { "post": {
+                    "requestBody": { "content": { "application/fhir+json": { "schema": { "type": "object",
+                        "properties": { "appointment": { "type": "string" } } } } } },
+                    "responses": { "201": { "description": "started", "content": { "application/fhir+json": {
+                        "schema": { "type": "object", "properties": { "id": { "type": "string" } } } } } } } } },
+                "/Encounter/{id}/$upgrade": { "post": {
+                    "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                    "responses": { "200": { "description": "the new video Media", "content": { "application/fhir+json": {
+                        "schema": { "$ref": "#/components/schemas/Media" } } } } } } },
                 "/Media": { "get": {
                     "operationId": "searchMedia",
                     "summary": "Media of a patient, newest first",
@@ -2909,6 +2946,28 @@ mod tests {
         let file = parse(&draft);
         let register = &file.actions.register.requests[0];
         assert_eq!(register.path.as_ref().unwrap().get_ref(), "/fhir/Patient");
+        // Patients book Appointments; an Encounter naming its appointment is the call.
+        let book = &file.actions.book.as_ref().expect("book").requests[0];
+        assert_eq!(book.path.as_ref().unwrap().get_ref(), "/fhir/Appointment");
+        let start = &file
+            .actions
+            .start_call
+            .as_ref()
+            .expect("start-call")
+            .requests[0];
+        assert_eq!(start.path.as_ref().unwrap().get_ref(), "/fhir/Encounter");
+        let body = start.json.as_ref().unwrap().get_ref();
+        assert_eq!(
+            body.get("appointment").and_then(|v| v.as_str()),
+            Some("{appointment}")
+        );
+        // The upgrade answers the new Media itself: its id is the recording.
+        let upgrade = &file.actions.upgrade.as_ref().expect("upgrade").requests[0];
+        assert_eq!(
+            upgrade.path.as_ref().unwrap().get_ref(),
+            "/fhir/Encounter/{call}/$upgrade"
+        );
+        assert_eq!(upgrade.capture["recording"].json.as_deref(), Some("/id"));
         assert_eq!(register.capture["token"].json.as_deref(), Some("/token"));
         assert_eq!(
             register.capture["me"].json.as_deref(),
