@@ -1855,7 +1855,7 @@ fn view_param_role(name: &str) -> Option<&'static str> {
 }
 
 /// Whether a list's items look like recordings, and where an item's id is.
-fn recording_item(doc: &Value, op: &Operation<'_>, item: &Value) -> Option<(String, bool)> {
+fn recording_item(doc: &Value, op: &Operation<'_>, item: &Value) -> Option<String> {
     // A FHIR-style entry wraps its resource.
     let (inner, prefix) = match properties(doc, item, 0)
         .into_iter()
@@ -1864,10 +1864,6 @@ fn recording_item(doc: &Value, op: &Operation<'_>, item: &Value) -> Option<(Stri
         Some((_, resource)) => (resource, "/resource"),
         None => (item, ""),
     };
-    let names: Vec<String> = properties(doc, inner, 0)
-        .iter()
-        .map(|(n, _)| norm(n))
-        .collect();
     let mentions_media = inner
         .pointer("/properties/resourceType/enum")
         .and_then(Value::as_array)
@@ -1895,7 +1891,6 @@ fn recording_item(doc: &Value, op: &Operation<'_>, item: &Value) -> Option<(Stri
     if !recordingish {
         return None;
     }
-    let _ = names;
     // An item's own id, else the id of a recording-like object inside it
     // (`{ "clip": { "ref": "..." } }`).
     let id = specific
@@ -1908,7 +1903,7 @@ fn recording_item(doc: &Value, op: &Operation<'_>, item: &Value) -> Option<(Stri
                     .map(|inner| format!("/{}{inner}", escape_pointer(n)))
             })
         })?;
-    Some((format!("{prefix}{id}"), !prefix.is_empty()))
+    Some(format!("{prefix}{id}"))
 }
 
 /// Where the items array of a list response is: a pointer and the item schema.
@@ -2044,7 +2039,7 @@ impl<'d> Draft<'d> {
         }
         let schema = op.response_schema()?;
         let (items, item) = items_array(doc, schema)?;
-        let (id, _) = recording_item(doc, op, item)?;
+        let id = recording_item(doc, op, item)?;
         let scope = [Obj::Appointment, Obj::Call]
             .into_iter()
             .find(|o| op.has_path_obj(*o));
