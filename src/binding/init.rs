@@ -1476,11 +1476,34 @@ impl<'d> Draft<'d> {
                 r.status == 202 && r.headers.iter().any(|h| h.eq_ignore_ascii_case("location"))
             })
         {
-            req.poll = Some(inline([("url", inline([("header", q("Location"))]))]));
-            req.notes.push(
-                "TODO: 202 with a Location header: polled until done; add `until` if the status URL answers 200 while pending."
-                    .into(),
-            );
+            // The status URL answers 200 once done (and maybe while pending):
+            // a done-like value of a `status` field decides, when documented.
+            let until = op
+                .responses
+                .iter()
+                .filter(|r| r.status == 202)
+                .flat_map(|r| r.content.iter())
+                .find_map(|(ct, schema)| schema.filter(|_| is_json(ct)))
+                .and_then(|schema| done_value(self.doc, schema));
+            let mut poll = vec![("url", inline([("header", q("Location"))]))];
+            match until {
+                Some((pointer, value)) => {
+                    poll.push(("until", inline([("json", q(&pointer)), ("equals", q(&value))])));
+                    req.notes.push(
+                        "TODO: 202 with a Location header: polled until the status says done; check the status URL's answer has the same shape."
+                            .into(),
+                    );
+                }
+                None => req.notes.push(
+                    "TODO: 202 with a Location header: polled until done; add `until` if the status URL answers 200 while pending."
+                        .into(),
+                ),
+            }
+            req.poll = Some(inline(poll));
+            // The last answer, the one that is done, is judged by `success`.
+            if !req.success.contains(&200) {
+                req.success.insert(0, 200);
+            }
         }
         req
     }
@@ -1593,6 +1616,41 @@ const RECORDING_FIELDS: &[&str] = &[
     "mediaid",
     "replayid",
 ];
+/// A `status`/`state` field whose enum has a done-like value, as (pointer, value).
+fn done_value(doc: &Value, schema: &Value) -> Option<(String, String)> {
+    const DONE: [&str; 6] = [
+        "done",
+        "completed",
+        "complete",
+        "succeeded",
+        "success",
+        "finished",
+    ];
+    fn walk(doc: &Value, schema: &Value, depth: usize) -> Option<(String, String)> {
+        if depth > 3 {
+            return None;
+        }
+        let props = properties(doc, schema, 0);
+        for (name, sub) in &props {
+            if matches!(norm(name).as_str(), "status" | "state")
+                && let Some(values) = resolve(doc, sub).get("enum").and_then(Value::as_array)
+                && let Some(done) = DONE
+                    .iter()
+                    .find(|d| values.iter().any(|v| v.as_str() == Some(**d)))
+            {
+                return Some((format!("/{}", escape_pointer(name)), (*done).to_string()));
+            }
+        }
+        props.iter().take(32).find_map(|(name, sub)| {
+            (schema_type(doc, sub) == Some("object"))
+                .then(|| walk(doc, sub, depth + 1))
+                .flatten()
+                .map(|(inner, v)| (format!("/{}{inner}", escape_pointer(name)), v))
+        })
+    }
+    walk(doc, schema, 0)
+}
+
 /// Whether a schema is a recording: its `$ref` names one (`#/components/schemas/Clip`)
 /// or its `resourceType` is FHIR's `Media`.
 fn is_recording_schema(doc: &Value, schema: &Value) -> bool {
@@ -2443,11 +2501,27 @@ pub fn draft_from_openapi(doc: &Value) -> String {
                     second.media = true;
                     requests.push(first);
                     requests.push(second);
-                    table_lines.push(
-                        "# TODO: is a download link a bearer capability by design (anyone holding it may fetch it)?"
-                            .into(),
-                    );
-                    table_lines.push("link_is_capability = false".into());
+                    // A public route serving bytes by signed query parameters
+                    // (`?sig=&expires=`) means links are capabilities by design.
+                    let signed = ops.iter().any(|o| {
+                        o.method == "GET"
+                            && o.public
+                            && o.response_is_binary(doc)
+                            && o.params.iter().any(|p| p.location == "query" && p.required)
+                    });
+                    if signed {
+                        table_lines.push(
+                            "# TODO: the service serves bytes on a public route with signed query parameters, so a download link is taken to be a bearer capability by design; set false if it is not."
+                                .into(),
+                        );
+                        table_lines.push("link_is_capability = true".into());
+                    } else {
+                        table_lines.push(
+                            "# TODO: is a download link a bearer capability by design (anyone holding it may fetch it)?"
+                                .into(),
+                        );
+                        table_lines.push("link_is_capability = false".into());
+                    }
                 } else {
                     first.media = true;
                     first.notes.push(
@@ -3030,7 +3104,9 @@ mod tests {
                 "/consultations/{consultationId}/video": { "post": { "responses": { "202": {
                     "description": "switching", "headers": { "Location": { "schema": { "type": "string" } } },
                     "content": { "application/json": { "schema": { "type": "object", "properties": {
-                        "operation": { "type": "object", "properties": { "result": { "type": "object", "properties": {
+                        "operation": { "type": "object", "properties": {
+                          "status": { "type": "string", "enum": ["running", "done", "failed"] },
+                          "result": { "type": "object", "properties": {
                             "clip": { "type": "object", "properties": { "ref": { "type": "string" } } } } } } } } } } } } } } },
                 "/timeline": { "get": {
                     "operationId": "getTimeline",
@@ -3100,6 +3176,10 @@ mod tests {
             Some("/operation/result/clip/ref")
         );
         let poll = upgrade.poll.as_ref().expect("poll");
+        let until = poll.until.as_ref().expect("until from the status enum");
+        assert_eq!(until.json.as_deref(), Some("/operation/status"));
+        assert_eq!(until.equals, "done");
+        assert_eq!(upgrade.success.as_deref(), Some(&[200, 202][..]));
         assert_eq!(
             poll.url.as_ref().and_then(|u| u.header.as_deref()),
             Some("Location")
