@@ -844,14 +844,19 @@ fn operation<'a>(
     }
     responses.sort_by_key(|r| r.status);
 
-    let public = op
-        .get("security")
-        .and_then(Value::as_array)
-        .is_some_and(|s| {
+    // No requirement applies: `security: []` (or an empty alternative), or
+    // none on the operation and none for the whole document.
+    let public = match op.get("security").and_then(Value::as_array) {
+        Some(s) => {
             s.is_empty()
                 || s.iter()
                     .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
-        });
+        }
+        None => doc
+            .get("security")
+            .and_then(Value::as_array)
+            .is_none_or(|s| s.is_empty()),
+    };
 
     Operation {
         method,
@@ -1478,14 +1483,18 @@ impl<'d> Draft<'d> {
         {
             // The status URL answers 200 once done (and maybe while pending):
             // a done-like value of a `status` field decides, when documented.
-            let until = op
+            let accepted = op
                 .responses
                 .iter()
                 .filter(|r| r.status == 202)
                 .flat_map(|r| r.content.iter())
-                .find_map(|(ct, schema)| schema.filter(|_| is_json(ct)))
-                .and_then(|schema| done_value(self.doc, schema));
-            let mut poll = vec![("url", inline([("header", q("Location"))]))];
+                .find_map(|(ct, schema)| schema.filter(|_| is_json(ct)));
+            let until = accepted.and_then(|schema| done_value(self.doc, schema));
+            // A status URL in the body is in every answer; `Location` may be in the 202 only.
+            let url = accepted
+                .and_then(|schema| find_field(self.doc, schema, STATUS_URL_FIELDS))
+                .map_or_else(|| inline([("header", q("Location"))]), |p| json_capture(&p));
+            let mut poll = vec![("url", url)];
             match until {
                 Some((pointer, value)) => {
                     poll.push(("until", inline([("json", q(&pointer)), ("equals", q(&value))])));
@@ -1690,6 +1699,16 @@ fn find_recording_object_id(doc: &Value, schema: &Value, depth: usize) -> Option
             .map(|inner| format!("/{}{inner}", escape_pointer(name)))
     })
 }
+
+/// Where an asynchronous operation's status URL is, by name.
+const STATUS_URL_FIELDS: &[&str] = &[
+    "statusurl",
+    "pollurl",
+    "monitorurl",
+    "operationurl",
+    "progressurl",
+    "statushref",
+];
 
 /// An item's own id, by name, in order of preference.
 const ITEM_ID_FIELDS: &[&str] = &["id", "ref", "uuid", "key", "identifier"];
