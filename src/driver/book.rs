@@ -112,6 +112,11 @@ impl RecordingBook {
 }
 
 impl RecordingBook {
+    /// The alias of a service id, if some driver learnt it.
+    pub(crate) fn alias_of(&self, service_id: &str) -> Option<RecordingId> {
+        self.lock().aliases.get(service_id).copied()
+    }
+
     /// Record a patient's own service id (`{me}`), for tampering probes by others.
     pub(crate) fn learn_patient(&self, patient: PatientId, me: &str) {
         self.lock().patients.insert(patient, me.to_string());

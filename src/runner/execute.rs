@@ -72,8 +72,13 @@ impl CaseRun {
     }
 }
 
-/// Whether a non-success answer to a valid step means the service and the model disagree.
-fn divergence(step: &Step, observation: &Observation) -> Option<String> {
+/// Whether a non-success answer to a valid step means the service and the
+/// model disagree (`state` is the state before the step).
+fn divergence(state: &State, step: &Step, observation: &Observation) -> Option<String> {
+    if state.is_cross_patient(step) {
+        // A refusal is the right answer; what it showed is judged by the oracles.
+        return None;
+    }
     match step {
         // Probes are judged by the refusal clause; playback of an erased
         // recording is supposed to fail, and a missing own recording is a
@@ -132,7 +137,7 @@ pub async fn execute<D: Driver>(
             };
             return run;
         }
-        if let Some(reason) = divergence(step, &observation) {
+        if let Some(reason) = divergence(&state, step, &observation) {
             run.end = CaseEnd::Diverged {
                 step: index,
                 reason,
@@ -232,7 +237,7 @@ pub async fn execute_grouped(
             return run;
         }
         for (index, step, observation, _) in &judged {
-            if let Some(reason) = divergence(step, observation) {
+            if let Some(reason) = divergence(&state, step, observation) {
                 run.end = CaseEnd::Diverged {
                     step: *index,
                     reason,

@@ -4,12 +4,14 @@
 //! results are deterministic; nothing here depends on wall-clock speed.
 
 mod bad_input;
+mod bindings;
 mod cli;
 mod containers;
 mod detection;
 mod import_fuzz;
 mod scenarios;
 mod soak;
+mod tinyhealth;
 
 use chaperone::model::{self, Step};
 use chaperone::oracle::Clause;
