@@ -14,6 +14,8 @@
 
 pub mod check;
 pub mod file;
+pub mod init;
+pub mod schema;
 pub mod template;
 
 use std::collections::BTreeSet;
