@@ -73,7 +73,10 @@ pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
             binding.name
         )));
     }
-    let target = args.target.target(spec.clone(), faults).with_binding(binding);
+    let target = args
+        .target
+        .target(spec.clone(), faults)
+        .with_binding(binding);
     let rt = runtime()?;
     ready(&rt, &target)?;
     let report = until_interrupted(

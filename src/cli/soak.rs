@@ -200,7 +200,10 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
     }
     let _ = std::io::stdout().flush();
     let binding = args.target.binding(&spec)?;
-    let target = args.target.target(spec.clone(), faults).with_binding(binding);
+    let target = args
+        .target
+        .target(spec.clone(), faults)
+        .with_binding(binding);
     let rt = runtime()?;
     ready(&rt, &target)?;
     let outcome = {

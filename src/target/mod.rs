@@ -40,8 +40,8 @@ use clinic::FaultSet;
 use tokio::sync::OnceCell;
 
 use crate::binding::Binding;
-use crate::driver::{BindingDriver, RecordingBook, TargetError, Transport, health, http_client};
 use crate::driver::http::BodyLimits;
+use crate::driver::{BindingDriver, RecordingBook, TargetError, Transport, health, http_client};
 use crate::model::payload::CaseTag;
 pub use containers::{Environment, StartError};
 pub use services::{ServicesError, ServicesFile};
