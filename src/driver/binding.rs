@@ -1326,29 +1326,38 @@ impl Driver for BindingDriver {
         }
         // Then the recordings this case saw created for its own patients, and
         // nothing else: never what the service lists, which may be anyone's.
+        // The creator's session first; if refused (a fault may have handed
+        // the recording to another of the case's patients), the others'.
         if let Some(bound) = self.binding.action(Action::Erase).cloned() {
             let created = self.created.clone();
+            let mut patients: Vec<PatientId> = self.sessions.keys().copied().collect();
+            patients.sort();
             for (recording, owner) in created {
                 if self.erased.contains(&recording) {
                     continue;
                 }
-                if !within_bounds(sent) {
-                    return Err(TargetError::Missing {
-                        action,
-                        what: "clean-up ran out of its request or time budget".to_string(),
-                    });
-                }
-                let Ok(session) = self.session(action, owner) else {
-                    continue;
-                };
                 let Ok(id) = self.recordings.id(action, recording) else {
                     continue;
                 };
-                let mut values = self.values(owner);
-                values.insert("recording", id);
-                sent += bound.requests.len();
-                self.run_action(action, &bound, &values, Some(&session))
-                    .await?;
+                let order = std::iter::once(owner).chain(patients.iter().copied().filter(|p| *p != owner));
+                for who in order {
+                    if !within_bounds(sent) {
+                        return Err(TargetError::Missing {
+                            action,
+                            what: "clean-up ran out of its request or time budget".to_string(),
+                        });
+                    }
+                    let Ok(session) = self.session(action, who) else {
+                        continue;
+                    };
+                    let mut values = self.values(who);
+                    values.insert("recording", id.clone());
+                    sent += bound.requests.len();
+                    let (_, _, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                    if ok {
+                        break;
+                    }
+                }
             }
         }
         Ok(())

@@ -170,7 +170,7 @@ fn a_clean_clinic_gives_nothing_under_soak_and_the_report_is_complete() {
         serde_json::from_str(&std::fs::read_to_string(&written.json).unwrap()).unwrap();
     assert_eq!(json["verdict"], "pass");
     assert_eq!(json["ops"], 8_000);
-    assert_eq!(json["coverage"].as_object().unwrap().len(), 11);
+    assert_eq!(json["coverage"].as_object().unwrap().len(), 12);
     assert_eq!(json["latency_ms"].as_array().unwrap().len(), 11);
 
     let junit = std::fs::read_to_string(&written.junit).unwrap();
