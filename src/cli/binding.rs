@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::common::{Failure, TargetArgs, ready, runtime, unknown, usage};
 use crate::binding::{self, Binding};
 use crate::driver::Driver as _;
-use crate::target::{Target, TargetSpec};
+use crate::target::TargetSpec;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum BindingCommand {
@@ -38,13 +38,13 @@ fn check(args: CheckArgs) -> Result<u8, Failure> {
     let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
     let faults = super::common::parse_faults(&args.target.faults)?;
     super::common::check_fault_target(&spec, &faults)?;
-    println!(
+    outln!(
         "chaperone binding check: {} (binding `{}`, service `{}`) | target {spec}",
         args.file.display(),
         binding.name,
         binding.service
     );
-    let target = Target::new(spec, faults).with_binding(binding.clone());
+    let target = args.target.target(spec, faults).with_binding(binding.clone());
     let rt = runtime()?;
     ready(&rt, &target)?;
     let report = rt.block_on(async {
@@ -61,10 +61,10 @@ fn check(args: CheckArgs) -> Result<u8, Failure> {
     rt.block_on(target.shutdown());
     let report = report.map_err(|e| unknown(format!("the target could not be opened: {e}")))?;
     for line in &report.lines {
-        println!("{line}");
+        outln!("{line}");
     }
     if report.passed() {
-        println!("the binding drives the service: every bound action worked");
+        outln!("the binding drives the service: every bound action worked");
         Ok(0)
     } else {
         let failed = report
@@ -72,7 +72,7 @@ fn check(args: CheckArgs) -> Result<u8, Failure> {
             .iter()
             .filter(|l| l.mark != binding::check::Mark::Ok)
             .count();
-        println!("the service could not be driven: {failed} action(s) did not work");
+        outln!("the service could not be driven: {failed} action(s) did not work");
         Ok(3)
     }
 }

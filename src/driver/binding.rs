@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{HeaderMap, LINK, SET_COOKIE};
 use serde_json::Value;
 
 use super::book::RecordingBook;
-use super::transport::{Incoming, JSON_BODY_MAX, MEDIA_BODY_MAX, Outgoing, Transport};
+use super::http::{BodyLimits, encode_path_segment, encode_query_value};
+use super::transport::{Incoming, Outgoing, Transport};
 use super::{Body, BodyKind, Driver, Observation, Seen, TargetError};
 use crate::binding::{
     Binding, BodyTemplate, BoundAction, Capture, Destination, Locator, Pagination, Request,
@@ -37,16 +37,10 @@ const ITEMS_MAX: usize = 10_000;
 const CLEAN_UP_REQUESTS_MAX: usize = 1_000;
 const CLEAN_UP_TIME_MAX: Duration = Duration::from_secs(60);
 
-/// Characters left as they are in a path segment or query value: RFC 3986's unreserved.
-const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Percent-encode a value for a path segment or a query value.
+/// Percent-encode a value for a query value or a form field (one value,
+/// whatever characters it holds).
 pub fn encode_component(value: &str) -> String {
-    utf8_percent_encode(value, ENCODE).to_string()
+    encode_query_value(value)
 }
 
 #[derive(Clone)]
@@ -82,6 +76,8 @@ pub struct BindingDriver {
     /// binding captures no `recording`), oldest first: learnt later from
     /// their owner's views, attributed by the media canaries they hold.
     unattributed: Vec<Pending>,
+    /// How large a response body may be.
+    limits: BodyLimits,
     /// The recording each call currently records into, in aliases.
     current: HashMap<CallId, RecordingId>,
 }
@@ -143,6 +139,7 @@ impl BindingDriver {
             erased: Vec::new(),
             links: HashMap::new(),
             unattributed: Vec::new(),
+            limits: BodyLimits::default(),
             current: HashMap::new(),
         }
     }
@@ -150,6 +147,12 @@ impl BindingDriver {
     /// A driver over the in-process `router`, with a book of its own.
     pub fn in_process(binding: Arc<Binding>, router: axum::Router) -> BindingDriver {
         BindingDriver::new(binding, Transport::InProcess(router), RecordingBook::new())
+    }
+
+    /// Read response bodies under `limits`.
+    pub fn with_limits(mut self, limits: BodyLimits) -> BindingDriver {
+        self.limits = limits;
+        self
     }
 
     /// Send the payloads (canaries) of the case tagged `tag`.
@@ -216,6 +219,13 @@ impl BindingDriver {
         let lookup = |name: &str| values.get(name);
         let target = match &request.to {
             Destination::Path(t) => {
+                // An id that cannot be one path segment (empty, `.`, `..`)
+                // is the target's failure, never a request to another path.
+                for var in t.vars() {
+                    if let Some(value) = lookup(var) {
+                        encode_path_segment(action, &value)?;
+                    }
+                }
                 let path = t.render(&lookup, &|v| encode_component(v)).ok_or_else(|| {
                     missing(format!(
                         "{}: a placeholder of the path has no value",
@@ -325,11 +335,11 @@ impl BindingDriver {
                 Some((content_type.clone(), bytes))
             }
         };
-        let cap = if request.media {
-            MEDIA_BODY_MAX
+        let cap = self.limits.cap(if request.media {
+            BodyKind::Media
         } else {
-            JSON_BODY_MAX
-        };
+            BodyKind::Json
+        });
         let mut incoming = self
             .transport
             .send(

@@ -8,6 +8,8 @@ mod bindings;
 mod cli;
 mod containers;
 mod detection;
+mod hostile;
+mod hostile_target;
 mod import_fuzz;
 mod scenarios;
 mod soak;
