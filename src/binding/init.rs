@@ -2964,6 +2964,51 @@ mod tests {
         assert!(lines.len() >= 10, "{}", lines.join("\n"));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tinyhealth_draft_passes_binding_check_unchanged() {
+        // Goal: generality. tinyhealth is a test service of another shape
+        // (cookie sessions after a separate sign-in, the account id in paths,
+        // a visit's consultations as calls, a 202 polled through a body
+        // status URL, base64 media, cursor pages, signed download links) that
+        // this drafter was not written for; its unchanged draft must bind
+        // the same actions as its hand-written binding and pass `binding check`.
+        use crate::model::Action;
+        use crate::target::{Target, TargetSpec};
+        let draft = draft_from_openapi(&tinyhealth::openapi::document());
+        let binding = std::sync::Arc::new(
+            crate::binding::Binding::parse(&draft, "draft.toml")
+                .unwrap_or_else(|e| panic!("{e}\n{draft}")),
+        );
+        let hand = crate::binding::Binding::parse(
+            include_str!("../../bindings/tinyhealth.toml"),
+            "bindings/tinyhealth.toml",
+        )
+        .expect("the hand-written binding compiles");
+        for action in Action::ALL {
+            assert_eq!(
+                binding.caps.has(action),
+                hand.caps.has(action),
+                "{}\n{draft}",
+                action.name()
+            );
+        }
+        assert_eq!(binding.caps.views().count(), hand.caps.views().count());
+
+        let running = tinyhealth::start(tinyhealth::FaultSet::default(), tinyhealth::EPHEMERAL)
+            .await
+            .expect("tinyhealth starts");
+        let target = Target::new(TargetSpec::Url(running.url()), clinic::FaultSet::default())
+            .with_binding(binding.clone());
+        let case = target.open_case().await.expect("the case opens");
+        let mut driver = case.driver();
+        let report = crate::binding::check::check(&binding, &mut driver).await;
+        case.close().await;
+        target.shutdown().await;
+        running.shutdown().await;
+        let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
+        assert!(report.passed(), "{}\n{draft}", lines.join("\n"));
+    }
+
     #[test]
     fn a_fhir_document_drafts_a_next_url_view() {
         // Goal: a FHIR-shaped search (Bundle with `entry` and a `link` whose
