@@ -190,6 +190,16 @@ pub(super) fn random_seed() -> u64 {
     hasher.finish() % 1_000_000
 }
 
+/// The command that replays a written scenario: through the same binding
+/// file, when the run was given one (replay does not look a binding up by the
+/// name the scenario records).
+pub(super) fn replay_command(scenario: &str, binding: Option<&Path>) -> String {
+    match binding {
+        Some(file) => format!("chaperone replay {scenario} --binding {}", file.display()),
+        None => format!("chaperone replay {scenario}"),
+    }
+}
+
 pub(super) fn scenario_file_name(spec: &TargetSpec, faults: &FaultSet, seed: u64) -> String {
     let label = match spec {
         TargetSpec::Url(_) => "url".to_string(),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::common::{
-    Bar, Failure, TargetArgs, check_fault_target, fault_list, interrupted, parse_faults, runtime,
-    scenario_file_name, unknown, usage, write_file,
+    Bar, Failure, TargetArgs, check_fault_target, fault_list, interrupted, parse_faults,
+    replay_command, runtime, scenario_file_name, unknown, usage, write_file,
 };
 use crate::model::Limits;
 use crate::oracle::Clause;
@@ -192,7 +192,7 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
         };
         let path = args.out.join(scenario_file_name(&spec, &faults, seed.seed));
         let shown = path.display().to_string();
-        let replay_command = format!("chaperone replay {shown}");
+        let replay_command = replay_command(&shown, args.target.binding.as_deref());
         write_file(&path, &scenario.to_toml(Some(&replay_command)))?;
         println!();
         print!(

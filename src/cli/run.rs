@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::common::{
     Bar, Failure, TargetArgs, check_fault_target, fault_list, parse_faults, random_seed, ready,
-    runtime, scenario_file_name, until_interrupted, writable_dir, write_file,
+    replay_command, runtime, scenario_file_name, until_interrupted, writable_dir, write_file,
 };
 use crate::model::Limits;
 use crate::oracle::Clause;
@@ -107,7 +107,7 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
             .out
             .join(scenario_file_name(&spec, &faults, config.seed));
         let shown = path.display().to_string();
-        let replay_command = format!("chaperone replay {shown}");
+        let replay_command = replay_command(&shown, args.target.binding.as_deref());
         // The finding is printed whatever happens to the file: it is never lost.
         match write_file(&path, &scenario.to_toml(Some(&replay_command))) {
             Ok(()) => {

@@ -77,8 +77,12 @@ fn divergence(step: &Step, observation: &Observation) -> Option<String> {
     match step {
         // Probes are judged by the refusal clause; playback of an erased
         // recording is supposed to fail, and a missing own recording is a
-        // completeness warning, not a divergence.
+        // completeness warning, not a divergence. A view tampered to name
+        // another patient is a probe too: refusing it is the right answer.
         Step::Probe { .. } | Step::Play { .. } => None,
+        Step::View {
+            subject: Some(_), ..
+        } => None,
         _ if observation.is_success() => None,
         _ => Some(format!(
             "`{step}` is valid in the model but the service answered {}",
