@@ -1,22 +1,44 @@
 #!/usr/bin/env bash
-# Remove what a killed chaperone run left behind: every container and network
-# labelled dev.chaperone.run (all runs, or only RUN_ID's). A run that ends
-# normally, fails, or is interrupted with Ctrl-C/SIGTERM removes its own;
-# this is for SIGKILL, an OOM kill or a lost CI runner.
+# Remove what a killed chaperone run left behind: the containers and networks
+# of one CI job or one run. A run that ends normally, fails, or is
+# interrupted with Ctrl-C/SIGTERM removes its own; this is for SIGKILL, an
+# OOM kill or a lost CI runner.
 #
-#   ci/cleanup.sh            # every chaperone run's leftovers
-#   ci/cleanup.sh RUN_ID     # one run's (the id `chaperone` prints at start)
+#   ci/cleanup.sh JOB_OR_RUN_ID   # one job's (CHAPERONE_RUN_ID) or one run's
+#                                 # (the run id `chaperone` prints at start)
+#   ci/cleanup.sh --all           # every chaperone run's leftovers on this host
+#
+# Without an argument it refuses (exit 2): on a Docker host shared by
+# parallel CI jobs, removing every run would kill the other jobs' targets.
 set -euo pipefail
-filter="label=dev.chaperone.run"
-if [[ -n "${1:-}" ]]; then
-  filter="label=dev.chaperone.run=$1"
-fi
-containers=$(docker ps -aq --filter "$filter")
+case "${1:-}" in
+  "")
+    echo "error: ci/cleanup.sh needs a job or run id (CHAPERONE_RUN_ID, or the run id chaperone printed), or --all" >&2
+    exit 2
+    ;;
+  --all)
+    filters=("label=dev.chaperone.run")
+    ;;
+  *)
+    if [[ ! "$1" =~ ^[A-Za-z0-9_.-]{1,64}$ ]]; then
+      echo "error: not a job or run id: it must be 1 to 64 characters of A-Z a-z 0-9 _ . -" >&2
+      exit 2
+    fi
+    filters=("label=dev.chaperone.job=$1" "label=dev.chaperone.run=$1")
+    ;;
+esac
+containers=""
+networks=""
+for filter in "${filters[@]}"; do
+  containers+="$(docker ps -aq --filter "$filter")"$'\n'
+  networks+="$(docker network ls -q --filter "$filter")"$'\n'
+done
+containers=$(echo "$containers" | grep . | sort -u || true)
+networks=$(echo "$networks" | grep . | sort -u || true)
 if [[ -n "$containers" ]]; then
   # shellcheck disable=SC2086
   docker rm -f $containers >/dev/null
 fi
-networks=$(docker network ls -q --filter "$filter")
 if [[ -n "$networks" ]]; then
   # shellcheck disable=SC2086
   docker network rm $networks >/dev/null

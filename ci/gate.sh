@@ -10,8 +10,12 @@ cd "$(dirname "$0")/.."
 target_dir="${CARGO_TARGET_DIR:-target}"
 cargo build --release --locked -p chaperone -p clinic
 bash ci/build-images.sh
-# Whatever happens to the gate, leave nothing behind.
-trap 'bash ci/cleanup.sh >/dev/null 2>&1 || true' EXIT
+# This job's id: its containers carry it, and its clean-up removes only
+# them, never a parallel job's on the same Docker host. CI sets it from its
+# job id (see ci/README.md); otherwise it is unique to this shell.
+export CHAPERONE_RUN_ID="${CHAPERONE_RUN_ID:-gate-$$-$(date +%s)}"
+# Whatever happens to the gate, leave nothing of this job behind.
+trap 'bash ci/cleanup.sh "$CHAPERONE_RUN_ID" >/dev/null 2>&1 || true' EXIT
 set +e
 "$target_dir/release/chaperone" gate --target containers \
   --junit chaperone-junit.xml --json chaperone-gate.json "$@"

@@ -39,22 +39,6 @@ use crate::model::{self, Step};
 use crate::oracle::Clause;
 use crate::target::TargetSpec;
 
-/// Largest scenario file read, in bytes.
-pub const SCENARIO_FILE_MAX: u64 = 1 << 20;
-
-/// Read a UTF-8 text file of at most `max` bytes (a larger one, or an endless
-/// one such as `/dev/zero`, is an error after reading `max + 1` bytes).
-pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
-    }
-    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
-}
-
 /// The file format version this build reads and writes.
 pub const FORMAT: u32 = 1;
 
@@ -140,14 +124,58 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// The largest scenario file read: 1 MiB (a shrunk scenario is a few KiB).
+pub const FILE_BYTES_MAX: u64 = 1024 * 1024;
+
+/// The most steps one scenario may hold.
+pub const STEPS_MAX: usize = 10_000;
+
+/// The highest alias number (`P…`, `A…`, `C…`, `R…`) a scenario may name.
+/// Scenarios are renumbered from 1, so a real one stays far below; the bound
+/// keeps a hostile file from sizing the model's tables by an alias value.
+pub const ALIAS_MAX: u32 = 10_000;
+
+/// Read at most `max` bytes of the file at `path`; a longer file (or one that
+/// never ends, like `/dev/zero`) is an error after reading `max + 1` bytes.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "the file is larger than the {max}-byte limit"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The first alias word in `step` whose number is over [`ALIAS_MAX`].
+fn alias_over_max(step: &str) -> Option<&str> {
+    step.split_whitespace().find(|word| {
+        let Some(digits) = word.strip_prefix(['P', 'A', 'C', 'R']) else {
+            return false;
+        };
+        !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && digits
+                .parse::<u64>()
+                .map_or(true, |n| n > u64::from(ALIAS_MAX))
+    })
+}
+
 impl Scenario {
-    /// Read and validate a scenario file.
+    /// Read and validate a scenario file (at most [`FILE_BYTES_MAX`] bytes).
     pub fn read(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = read_bounded(path, SCENARIO_FILE_MAX).map_err(|e| ScenarioError {
+        let error = |message: String| ScenarioError {
             path: path.to_path_buf(),
             line: 0,
-            message: format!("cannot read the scenario file: {e}"),
-        })?;
+            message,
+        };
+        let bytes = read_bounded(path, FILE_BYTES_MAX)
+            .map_err(|e| error(format!("cannot read the scenario file: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| error("cannot read the scenario file: it is not UTF-8 text".into()))?;
         Scenario::parse(path, &text)
     }
 
@@ -177,10 +205,8 @@ impl Scenario {
                 ),
             ));
         }
-        let target: TargetSpec = raw
-            .target
-            .get_ref()
-            .parse()
+        // Information only: a scenario never chooses where traffic goes.
+        let target = TargetSpec::recorded(raw.target.get_ref())
             .map_err(|e| error(raw.target.span().start, format!("{e}")))?;
         let mut faults = FaultSet::default();
         for fault in &raw.faults {
@@ -223,6 +249,20 @@ impl Scenario {
         for (n, line) in raw.steps.get_ref().iter().enumerate() {
             let parts: Vec<&str> = line.get_ref().split('&').map(str::trim).collect();
             for part in &parts {
+                if let Some(word) = alias_over_max(part) {
+                    return Err(error(
+                        line.span().start,
+                        format!("step {part:?}: alias {word} is over the limit of {ALIAS_MAX}"),
+                    ));
+                }
+                if steps.len() >= STEPS_MAX {
+                    return Err(error(
+                        line.span().start,
+                        format!(
+                            "more than {STEPS_MAX} steps; a scenario holds at most {STEPS_MAX}"
+                        ),
+                    ));
+                }
                 let step = Step::parse(part)
                     .map_err(|e| error(line.span().start, format!("step {part:?}: {e}")))?;
                 steps.push(step);

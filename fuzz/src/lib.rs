@@ -17,8 +17,17 @@ pub mod requests;
 use std::sync::LazyLock;
 
 use axum::Router;
-use chaperone::driver::ClinicRest;
+use chaperone::binding::Binding;
+use chaperone::driver::BindingDriver;
 use chaperone::model::{Flow, Limits};
+
+/// The reference clinic's `/v1` binding, compiled once per process.
+fn clinic_binding() -> std::sync::Arc<Binding> {
+    static BINDING: std::sync::OnceLock<std::sync::Arc<Binding>> = std::sync::OnceLock::new();
+    BINDING
+        .get_or_init(|| std::sync::Arc::new(Binding::clinic()))
+        .clone()
+}
 use chaperone::oracle::Canaries;
 use chaperone::runner::{CaseEnd, execute};
 use clinic::media::MediaState;
@@ -87,7 +96,7 @@ pub fn flows(flow: &Flow, faults: &FaultSet, canaries: &Canaries) -> FlowOutcome
     if steps.is_empty() {
         return FlowOutcome::Passed;
     }
-    let mut driver = ClinicRest::in_process(clinic(faults));
+    let mut driver = BindingDriver::in_process(clinic_binding(), clinic(faults));
     let run = runtime().block_on(execute(&mut driver, limits, canaries, &steps, None));
     let clean = faults.is_empty();
     match run.end {

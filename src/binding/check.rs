@@ -59,44 +59,52 @@ impl CheckReport {
 }
 
 fn hint(binding: &Binding, step: &Step, status: u16) -> String {
-    let sends_json = |action: Option<Action>| {
-        let bound = match action {
-            Some(a) => binding.action(a),
-            None => Some(&binding.register),
-        };
-        bound.is_some_and(|b| {
-            b.requests
-                .iter()
-                .any(|r| matches!(r.body, BodyTemplate::Json(_)))
-        })
+    let bound = match step.capability() {
+        Some(a) => binding.action(a),
+        None if matches!(step, Step::Register { .. }) => Some(&binding.register),
+        None => None,
+    };
+    let sends = bound
+        .and_then(|b| b.requests.first())
+        .map_or("no body", |r| match r.body {
+            BodyTemplate::Json(_) => "JSON",
+            BodyTemplate::Form(_) => "a form",
+            BodyTemplate::Text(..) => "text",
+            BodyTemplate::Media(_) => "raw bytes",
+            BodyTemplate::None => "no body",
+        });
+    let other = if sends == "JSON" {
+        "a form (`form = {...}`)"
+    } else {
+        "JSON (`json = {...}`)"
     };
     let reason = http_reason(status);
     let hint = match status {
-        415 if sends_json(step.capability()) => {
-            "the binding sends JSON; does the service want a form (`form = {...}`) or another content type?"
-        }
-        415 => {
-            "the service does not accept this body's content type; check `json`, `form`, `body` and `content_type`"
-        }
-        400 | 422 => {
-            "the service rejected the request's body or query; check the field names and the values' format"
-        }
-        401 => {
-            "the session was not accepted; check `[session]` (header or cookie, and `value` such as \"Bearer {token}\") and register's `capture.token`"
-        }
-        403 => {
-            "the service refused this patient; is the session the right patient's, and is the path the patient's own?"
-        }
-        404 => {
-            "is the path right, and are the ids in it the ones this service uses (the captures of earlier actions)?"
-        }
-        405 => "the service does not allow this method on this path; check `method`",
-        409 => {
-            "a conflict; if the service means \"try again\" here, declare `retry = { status = [409], attempts = 3 }`"
-        }
-        _ => "check this action's requests against the service's API documentation",
+        415 => format!("the binding sends {sends}; does the service want {other} or another `content_type`?"),
+        400 | 422 => format!(
+            "the service rejected the request; the binding sends {sends} — does it want {other}, other field names, or values in another format?"
+        ),
+        401 => "the session was not accepted; check `[session]` (header or cookie, and `value` such as \"Bearer {token}\") and register's `capture.token`".to_string(),
+        403 => "the service refused this patient; is the session the right patient's, and is the path the patient's own?".to_string(),
+        404 => "is the path right, and are the ids in it the ones this service uses (the captures of earlier actions)?".to_string(),
+        405 => "the service does not allow this method on this path; check `method`".to_string(),
+        409 => "a conflict; if the service means \"try again\" here, declare `retry = { status = [409], attempts = 3 }`".to_string(),
+        _ => "check this action's requests against the service's API documentation".to_string(),
     };
     format!("{status} {reason} — {hint}")
+}
+
+/// A target error as a check line says it: without repeating the action.
+fn explain(error: &TargetError) -> String {
+    match error {
+        TargetError::Garbage { what, .. } | TargetError::Missing { what, .. } => what.clone(),
+        TargetError::ServerError { status, .. } => format!(
+            "{status} (a server error) — the service failed on this request; its logs say why (a body it cannot parse?)"
+        ),
+        TargetError::Unreachable { reason, .. } => {
+            format!("no answer ({reason}) — is the service running at the target URL?")
+        }
+    }
 }
 
 fn http_reason(status: u16) -> &'static str {
@@ -376,7 +384,7 @@ pub async fn check(binding: &Binding, driver: &mut BindingDriver) -> CheckReport
         }
         let result: Result<Observation, TargetError> = driver.perform(&step).await;
         let mark = match (result, expect) {
-            (Err(e), _) => Mark::Failed(e.to_string()),
+            (Err(e), _) => Mark::Failed(explain(&e)),
             (Ok(o), Expect::Refused) if o.is_success() => Mark::Failed(format!(
                 "{} — another patient's session was served this recording: the service does not check who asks (a privacy violation `run` will report)",
                 o.status

@@ -14,6 +14,8 @@
 
 pub mod check;
 pub mod file;
+pub mod init;
+pub mod schema;
 pub mod template;
 
 use std::collections::BTreeSet;
@@ -274,8 +276,10 @@ impl Binding {
             key: "(file)".to_string(),
             message,
         };
-        let text = crate::scenario::read_bounded(path, BINDING_FILE_MAX)
-            .map_err(|e| whole(e.to_string()))?;
+        let bytes = crate::scenario::read_bounded(path, BINDING_FILE_MAX)
+            .map_err(|e| whole(format!("cannot read the binding file: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| whole("cannot read the binding file: it is not UTF-8 text".into()))?;
         Binding::parse(&text, &shown)
     }
 

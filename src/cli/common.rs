@@ -12,6 +12,7 @@ use clinic::{Fault, FaultSet};
 use std::sync::Arc;
 
 use crate::binding::Binding;
+use crate::driver::http::{BodyLimits, JSON_MAX_DEFAULT, MEDIA_MAX_DEFAULT};
 use crate::runner::Progress;
 use crate::target::{Target, TargetSpec};
 
@@ -31,7 +32,19 @@ pub(super) struct TargetArgs {
     /// built-in `bindings/clinic.toml`); see docs/bindings.md.
     #[arg(long, value_name = "FILE.toml")]
     pub(super) binding: Option<std::path::PathBuf>,
+    /// Most bytes of a JSON (or any non-media) response body; a larger one is a target failure.
+    #[arg(long, value_name = "BYTES", default_value_t = JSON_MAX_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=BODY_MAX_LIMIT))]
+    pub(super) json_max_bytes: u64,
+    /// Most bytes of a media (playback) response body; a larger one is a target failure.
+    #[arg(long, value_name = "BYTES", default_value_t = MEDIA_MAX_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=BODY_MAX_LIMIT))]
+    pub(super) media_max_bytes: u64,
 }
+
+/// The largest body cap a user may ask for: 1 GiB. A larger cap would let
+/// one response (times every concurrent patient in a soak) take the machine.
+const BODY_MAX_LIMIT: u64 = 1 << 30;
 
 impl TargetArgs {
     /// The binding to drive `spec` with: `--binding`, else the target
@@ -46,6 +59,21 @@ impl TargetArgs {
             .as_deref()
             .map(|s| s.parse::<TargetSpec>().map_err(|e| usage(e.to_string())))
             .transpose()
+    }
+
+    /// The response body caps the flags ask for.
+    pub(super) fn body_limits(&self) -> BodyLimits {
+        // Both are at most BODY_MAX_LIMIT (clap checked), which fits a usize
+        // on every platform Chaperone builds for.
+        BodyLimits {
+            json_max: usize::try_from(self.json_max_bytes).unwrap_or(JSON_MAX_DEFAULT),
+            media_max: usize::try_from(self.media_max_bytes).unwrap_or(MEDIA_MAX_DEFAULT),
+        }
+    }
+
+    /// The target for `spec` with `faults`, reading bodies under the flags' caps.
+    pub(super) fn target(&self, spec: TargetSpec, faults: FaultSet) -> Target {
+        Target::new(spec, faults).with_body_limits(self.body_limits())
     }
 }
 
@@ -190,16 +218,6 @@ pub(super) fn random_seed() -> u64 {
     hasher.finish() % 1_000_000
 }
 
-/// The command that replays a written scenario: through the same binding
-/// file, when the run was given one (replay does not look a binding up by the
-/// name the scenario records).
-pub(super) fn replay_command(scenario: &str, binding: Option<&Path>) -> String {
-    match binding {
-        Some(file) => format!("chaperone replay {scenario} --binding {}", file.display()),
-        None => format!("chaperone replay {scenario}"),
-    }
-}
-
 pub(super) fn scenario_file_name(spec: &TargetSpec, faults: &FaultSet, seed: u64) -> String {
     let label = match spec {
         TargetSpec::Url(_) => "url".to_string(),
@@ -220,21 +238,68 @@ pub(super) fn writable_dir(dir: &Path) -> Result<(), Failure> {
     if dir.as_os_str().is_empty() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|e| {
-        usage(format!(
-            "cannot create output directory {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let meta =
-        std::fs::metadata(dir).map_err(|e| usage(format!("cannot use {}: {e}", dir.display())))?;
+    // Nothing is created here: a directory appears only when a file is
+    // written into it, so a run without a finding leaves no empty
+    // `scenarios/found/`. The nearest existing ancestor must be a writable
+    // directory.
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+            _ => return Ok(()),
+        }
+    }
+    let meta = std::fs::metadata(existing)
+        .map_err(|e| usage(format!("cannot use {}: {e}", existing.display())))?;
+    if !meta.is_dir() {
+        return Err(usage(format!(
+            "cannot create output directory {}: {} is not a directory",
+            dir.display(),
+            existing.display()
+        )));
+    }
     if meta.permissions().readonly() {
         return Err(usage(format!(
             "output directory {} is read-only",
-            dir.display()
+            existing.display()
         )));
     }
     Ok(())
+}
+
+/// How the user can run chaperone again: `chaperone` when this very binary
+/// is on PATH, otherwise the README's `cargo run --release --` form.
+pub(super) fn invocation() -> &'static str {
+    let on_path = || -> Option<bool> {
+        let me = std::env::current_exe().ok()?.canonicalize().ok()?;
+        let path = std::env::var_os("PATH")?;
+        Some(std::env::split_paths(&path).any(|dir| {
+            dir.join("chaperone")
+                .canonicalize()
+                .is_ok_and(|found| found == me)
+        }))
+    };
+    if on_path().unwrap_or(false) {
+        "chaperone"
+    } else {
+        "cargo run --release --"
+    }
+}
+
+/// The command that replays the scenario at `shown` against `spec` (the
+/// target is named unless it is the embedded default: a scenario file never
+/// chooses its target), through `binding` when the run was given one with
+/// `--binding` (replay does not look a binding up by the name the scenario
+/// records).
+pub(super) fn replay_command(shown: &str, spec: &TargetSpec, binding: Option<&Path>) -> String {
+    let mut command = match spec {
+        TargetSpec::Embedded => format!("{} replay {shown}", invocation()),
+        _ => format!("{} replay {shown} --target {spec}", invocation()),
+    };
+    if let Some(file) = binding {
+        command.push_str(&format!(" --binding {}", file.display()));
+    }
+    command
 }
 
 pub(super) fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
@@ -242,7 +307,8 @@ pub(super) fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
         std::fs::create_dir_all(dir)
             .map_err(|e| usage(format!("cannot create directory {}: {e}", dir.display())))?;
     }
-    std::fs::write(path, text).map_err(|e| usage(format!("cannot write {}: {e}", path.display())))
+    crate::report::write_atomic(path, text)
+        .map_err(|e| usage(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Make `target` ready (containers start here), or fail with its exit code:
@@ -259,7 +325,7 @@ pub(super) fn ready(rt: &tokio::runtime::Runtime, target: &Target) -> Result<(),
     match result {
         Some(Ok(())) => {
             if let Some(startup) = target.with_environment(|e| e.startup()) {
-                println!(
+                outln!(
                     "containers up in {:.1}s (run id {}; removed on exit)",
                     startup.as_secs_f64(),
                     target
@@ -307,21 +373,33 @@ pub(super) fn listen_for_signals() {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let interrupt = signal(SignalKind::interrupt()).ok();
-            let terminate = signal(SignalKind::terminate()).ok();
+            let mut interrupt = signal(SignalKind::interrupt()).ok();
+            let mut terminate = signal(SignalKind::terminate()).ok();
             tokio::spawn(async move {
-                match (interrupt, terminate) {
-                    (Some(mut interrupt), Some(mut terminate)) => {
-                        tokio::select! {
-                            _ = interrupt.recv() => {}
-                            _ = terminate.recv() => {}
+                // The first signal asks for a clean stop (steps in flight
+                // finish, containers are removed, the report is written);
+                // a second one means the user will not wait: exit at once.
+                for count in 1..=2 {
+                    match (&mut interrupt, &mut terminate) {
+                        (Some(interrupt), Some(terminate)) => {
+                            tokio::select! {
+                                _ = interrupt.recv() => {}
+                                _ = terminate.recv() => {}
+                            }
+                        }
+                        _ => {
+                            let _ = tokio::signal::ctrl_c().await;
                         }
                     }
-                    _ => {
-                        let _ = tokio::signal::ctrl_c().await;
+                    if count == 1 {
+                        let _ = tx.send(true);
                     }
                 }
-                let _ = tx.send(true);
+                eprintln!(
+                    "interrupted again: exiting at once, no verdict; containers a run started may be left \
+                     (ci/cleanup.sh RUN_ID removes them)"
+                );
+                std::process::exit(3);
             });
         }
         #[cfg(not(unix))]

@@ -5,6 +5,6 @@ use clinic::Fault;
 pub(super) fn faults() {
     let width = Fault::ALL.iter().map(|f| f.name().len()).max().unwrap_or(0);
     for fault in Fault::ALL {
-        println!("{:width$}  {}", fault.name(), fault.summary());
+        outln!("{:width$}  {}", fault.name(), fault.summary());
     }
 }

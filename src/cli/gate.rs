@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::common::{
-    Bar, Failure, TargetArgs, check_fault_target, fault_list, interrupted, parse_faults,
-    replay_command, runtime, scenario_file_name, unknown, usage, write_file,
+    Bar, Failure, TargetArgs, check_fault_target, fault_list, interrupted, parse_faults, runtime,
+    scenario_file_name, unknown, usage, write_file,
 };
 use crate::model::Limits;
 use crate::oracle::Clause;
@@ -40,6 +40,10 @@ pub(super) struct GateArgs {
     /// Most cases run while shrinking a finding.
     #[arg(long, default_value_t = 2_000)]
     shrink_runs_max: u32,
+    /// Accept a service on which patients never see their own finished
+    /// recordings (a pass with completeness warnings instead of unknown).
+    #[arg(long)]
+    accept_incomplete: bool,
     /// No new seed starts after this many seconds (a started seed finishes).
     #[arg(long, default_value_t = 600)]
     budget_secs: u64,
@@ -68,12 +72,12 @@ impl runner::GateProgress for GatePrinter {
             runner::ScenarioOutcome::Unknown(why) => format!("UNKNOWN: {why}"),
             runner::ScenarioOutcome::Skipped(why) => format!("skipped: {why}"),
         };
-        println!("scenario {} ... {outcome}", result.file.display());
+        outln!("scenario {} ... {outcome}", result.file.display());
         let _ = std::io::stdout().flush();
     }
 
     fn seed_started(&mut self, seed: u64) {
-        println!("seed {seed}: exploring {} cases", self.cases);
+        outln!("seed {seed}: exploring {} cases", self.cases);
         let _ = std::io::stdout().flush();
         self.bar = Bar::new(self.cases);
     }
@@ -81,11 +85,11 @@ impl runner::GateProgress for GatePrinter {
     fn seed_done(&mut self, result: &runner::SeedResult) {
         self.bar = Bar(None);
         match &result.report {
-            None => println!(
+            None => outln!(
                 "seed {}: skipped (the time budget ran out before it started)",
                 result.seed
             ),
-            Some(report) => println!(
+            Some(report) => outln!(
                 "seed {}: {} {}",
                 result.seed,
                 report.verdict().name().to_uppercase(),
@@ -132,10 +136,12 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
                 ..Limits::default()
             },
             shrink_runs_max: args.shrink_runs_max,
+            accept_incomplete: args.accept_incomplete,
         },
         budget: Duration::from_secs(args.budget_secs),
+        body_limits: args.target.body_limits(),
     };
-    println!(
+    outln!(
         "chaperone gate | target {spec} | faults {} | {} scenarios from {} | seeds {} | {} cases per seed, \
          steps_max {}, patients_max {}, shrink_runs_max {} | budget {}s",
         fault_list(&faults),
@@ -154,6 +160,12 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
     );
     let _ = std::io::stdout().flush();
 
+    if scenarios.is_empty() {
+        outln!(
+            "note: no scenario files (*.toml) in {}: nothing to replay; only the seeds are explored",
+            args.scenarios.display()
+        );
+    }
     let rt = runtime()?;
     let mut printer = GatePrinter {
         bar: Bar(None),
@@ -192,10 +204,11 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
         };
         let path = args.out.join(scenario_file_name(&spec, &faults, seed.seed));
         let shown = path.display().to_string();
-        let replay_command = replay_command(&shown, args.target.binding.as_deref());
+        let replay_command =
+            super::common::replay_command(&shown, &spec, args.target.binding.as_deref());
         write_file(&path, &scenario.to_toml(Some(&replay_command)))?;
-        println!();
-        print!(
+        outln!();
+        out!(
             "{}",
             console::finding(finding, Some(&shown), Some(&replay_command))
         );
@@ -215,11 +228,11 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
         report.seeds.len(),
         report.elapsed.as_secs_f64()
     );
-    println!();
+    outln!();
     match &verdict {
-        Verdict::Pass => println!("GATE PASS: {summary}"),
-        Verdict::Violation => println!("GATE FAIL: {summary}"),
-        Verdict::Unknown(why) => println!("GATE UNKNOWN: {why}. {summary}"),
+        Verdict::Pass => outln!("GATE PASS: {summary}"),
+        Verdict::Violation => outln!("GATE FAIL: {summary}"),
+        Verdict::Unknown(why) => outln!("GATE UNKNOWN: {why}. {summary}"),
     }
     let target_name = spec.to_string();
     if let Some(path) = &args.junit {

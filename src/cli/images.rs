@@ -40,14 +40,14 @@ pub(super) fn images_build(args: ImagesBuildArgs) -> Result<u8, Failure> {
         format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
     });
     if image.built {
-        println!(
+        outln!(
             "built {} from {} in {:.1}s ({size})",
             image.reference(),
             binary.display(),
             image.build_time.as_secs_f64()
         );
     } else {
-        println!(
+        outln!(
             "{} is up to date for {} ({size})",
             image.reference(),
             binary.display()

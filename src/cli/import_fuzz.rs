@@ -33,9 +33,14 @@ pub(super) fn content_hash(bytes: &[u8]) -> String {
     format!("{hash:08x}")
 }
 
+/// The largest fuzz artifact read: 1 MiB.
+const ARTIFACT_BYTES_MAX: u64 = 1024 * 1024;
+
 pub(super) fn import_fuzz(args: ImportFuzzArgs) -> Result<u8, Failure> {
     use crate::import::{ImportError, import};
-    let bytes = std::fs::read(&args.artifact).map_err(|e| {
+    // libFuzzer inputs are a few KiB; the bound keeps `/dev/zero` or a huge
+    // file from being read whole.
+    let bytes = crate::scenario::read_bounded(&args.artifact, ARTIFACT_BYTES_MAX).map_err(|e| {
         usage(format!(
             "cannot read the fuzz artifact {}: {e}",
             args.artifact.display()
@@ -47,7 +52,7 @@ pub(super) fn import_fuzz(args: ImportFuzzArgs) -> Result<u8, Failure> {
         let label = label.trim_end_matches("-seed-0.toml");
         PathBuf::from("scenarios/found").join(format!("fuzz-{label}-{}.toml", content_hash(&bytes)))
     });
-    println!(
+    outln!(
         "chaperone import-fuzz: {} | {} bytes | target embedded | faults {}",
         args.artifact.display(),
         bytes.len(),
@@ -65,21 +70,21 @@ pub(super) fn import_fuzz(args: ImportFuzzArgs) -> Result<u8, Failure> {
     })?;
     drop(rt);
     let shown = path.display().to_string();
-    let replay_command = format!("chaperone replay {shown}");
+    let replay_command = super::common::replay_command(&shown, &TargetSpec::Embedded, None);
     write_file(&path, &imported.scenario.to_toml(Some(&replay_command)))?;
-    println!(
+    outln!(
         "decoded {} steps up to the violation; shrunk to {} in {} runs",
         imported.decoded_len,
         imported.scenario.steps.len(),
         imported.shrink_runs
     );
-    println!();
-    print!(
+    outln!();
+    out!(
         "{}",
         console::explain(&imported.scenario.steps, &imported.violations, None)
     );
-    println!();
-    println!("Scenario written to {shown}");
-    println!("Replay it: {replay_command}");
+    outln!();
+    outln!("Scenario written to {shown}");
+    outln!("Replay it: {replay_command}");
     Ok(0)
 }

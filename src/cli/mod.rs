@@ -7,6 +7,24 @@
 //! error, 3 unknown (the target failed, or too little of the model was
 //! exercised). Every error is one line on stderr.
 
+/// `println!` that never panics: on a closed or full stdout
+/// (`chaperone faults | head -1`) the text is lost, the command goes on and
+/// exits with its verdict's code.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod binding;
 mod common;
 mod faults;
@@ -59,15 +77,17 @@ pub fn main() -> ExitCode {
     let process_start = std::time::Instant::now();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        // `chaperone` or `chaperone images` alone: clap shows the help, and
+        // this is still a usage error.
+        Err(help)
+            if help.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            eprintln!("error: {}", missing_command_line(&help.to_string()));
+            return ExitCode::from(2);
+        }
         Err(error) if error.use_stderr() => {
-            // One line, like every other error; --help has the rest.
-            let text = error.to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("error: {first} (see chaperone --help)");
+            // One line, like every other error, that keeps clap's meaning.
+            eprintln!("error: {}", clap_error_line(&error.to_string()));
             return ExitCode::from(2);
         }
         Err(help_or_version) => {
@@ -95,4 +115,52 @@ pub fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// A clap error as one line: its message (every line up to the usage), its
+/// usage line, and where to read more.
+fn clap_error_line(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message: Vec<&str> = lines
+        .iter()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .copied()
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let message = if message.is_empty() {
+        "invalid arguments"
+    } else {
+        message
+    };
+    match lines.iter().find(|l| l.starts_with("Usage:")) {
+        Some(usage) => format!("{message} ({usage}; see --help)"),
+        None => format!("{message} (see chaperone --help)"),
+    }
+}
+
+/// The help clap shows for a missing subcommand, as one line: the usage and
+/// the commands to choose from.
+fn missing_command_line(help: &str) -> String {
+    let usage = help
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or("Usage: chaperone <COMMAND>");
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    format!(
+        "a command is missing ({usage}; commands: {}; see --help)",
+        commands.join(", ")
+    )
 }

@@ -12,7 +12,7 @@ use super::common::{
 use crate::report::console;
 use crate::runner::{self, Reproduction};
 use crate::scenario::{Expect, Scenario};
-use crate::target::Target;
+use crate::target::TargetSpec;
 
 #[derive(Debug, Args)]
 pub(super) struct ReplayArgs {
@@ -30,10 +30,16 @@ pub(super) struct ReplayArgs {
 
 pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
     let scenario = Scenario::read(&args.file).map_err(|e| usage(e.to_string()))?;
-    let spec = match args.target.spec()? {
-        Some(spec) => spec,
-        None => scenario.target.clone(),
-    };
+    // The scenario's recorded target is information: traffic goes only to
+    // the target on the command line, or the embedded clinic by default, so
+    // a checked-in file cannot start containers or call a URL.
+    let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
+    if args.target.target.is_none() && scenario.target != TargetSpec::Embedded {
+        outln!(
+            "(the scenario was recorded against {}; replaying against the embedded clinic; pass --target to choose)",
+            scenario.target
+        );
+    }
     let explicit = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &explicit)?;
     let faults = if args.no_faults {
@@ -51,7 +57,7 @@ pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
         Expect::Pass => "pass".to_string(),
         Expect::Violation(clause) => format!("violation of {clause}"),
     };
-    println!(
+    outln!(
         "chaperone replay: {} | {} steps | target {spec} | faults {} | repeat {} | expected {expected}",
         args.file.display(),
         scenario.steps.len(),
@@ -67,7 +73,10 @@ pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
             binding.name
         )));
     }
-    let target = Target::new(spec.clone(), faults).with_binding(binding);
+    let target = args
+        .target
+        .target(spec.clone(), faults)
+        .with_binding(binding);
     let rt = runtime()?;
     ready(&rt, &target)?;
     let report = until_interrupted(
@@ -79,43 +88,52 @@ pub(super) fn replay(args: ReplayArgs) -> Result<u8, Failure> {
     drop(rt);
 
     if let Some(violations) = report.runs.iter().find_map(|r| r.violations()) {
-        println!();
-        print!("{}", console::explain(&scenario.steps, violations, None));
+        outln!();
+        out!("{}", console::explain(&scenario.steps, violations, None));
     }
     let decided = report.decided();
     let reproducing = report.reproducing(scenario.expect);
-    println!();
+    outln!();
+    // The verdict line, the other-violations line and the exit code agree:
+    // exit 1 whenever any run violated the property, and then the verdict
+    // line never says FIXED.
+    let clauses = report.clauses();
+    let violating = report.violating();
+    let names: Vec<&str> = clauses.iter().map(|c| c.name()).collect();
     match (scenario.expect, report.reproduction(scenario.expect)) {
         (_, None) => {}
         // A scenario expected to pass is a regression guard, not a bug to fix.
         (Expect::Pass, Some(Reproduction::Fixed)) => {
-            println!("PASS 0/{decided} runs violated the property")
+            outln!("PASS 0/{decided} runs violated the property")
         }
         (Expect::Pass, Some(_)) => {
-            println!("REGRESSED {reproducing}/{decided} runs violated the property")
+            outln!("REGRESSED {reproducing}/{decided} runs violated the property")
         }
-        (_, Some(Reproduction::Reproduced)) => println!("REPRODUCED {reproducing}/{decided}"),
-        (_, Some(Reproduction::Flaky)) => println!("FLAKY {reproducing}/{decided}"),
-        (_, Some(Reproduction::Fixed)) => println!("FIXED 0/{decided}"),
+        (_, Some(Reproduction::Reproduced)) => outln!("REPRODUCED {reproducing}/{decided}"),
+        (_, Some(Reproduction::Flaky)) => outln!("FLAKY {reproducing}/{decided}"),
+        (Expect::Violation(clause), Some(Reproduction::Fixed)) if violating > 0 => outln!(
+            "OTHER VIOLATION {violating}/{decided}: {} (the scenario records {clause}, reproduced 0/{decided})",
+            names.join(", ")
+        ),
+        (_, Some(Reproduction::Fixed)) => outln!("FIXED 0/{decided}"),
     }
-    let clauses = report.clauses();
     if let Expect::Violation(clause) = scenario.expect
-        && report.violating() > reproducing
+        && reproducing > 0
+        && violating > reproducing
     {
-        let names: Vec<&str> = clauses.iter().map(|c| c.name()).collect();
-        println!(
+        outln!(
             "other violations: {} (the scenario records {clause})",
             names.join(", ")
         );
     }
     if let Some(why) = report.unknown() {
         let unknown_runs = report.runs.len() - decided;
-        println!(
+        outln!(
             "UNKNOWN in {unknown_runs}/{} run(s): {why}",
             report.runs.len()
         );
     }
-    if report.violating() > 0 {
+    if violating > 0 {
         return Ok(1);
     }
     if decided < report.runs.len() {

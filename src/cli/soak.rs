@@ -12,7 +12,7 @@ use super::common::{
     ready, runtime, unknown, usage,
 };
 use crate::runner::Verdict;
-use crate::target::{Target, TargetSpec};
+use crate::target::TargetSpec;
 
 #[derive(Debug, Args)]
 pub(super) struct SoakArgs {
@@ -45,6 +45,10 @@ pub(super) struct SoakArgs {
     /// No progress bar: one status line every 10 seconds (for CI logs).
     #[arg(long)]
     quiet: bool,
+    /// Accept a service on which patients never see their own finished
+    /// recordings (a pass with completeness warnings instead of unknown).
+    #[arg(long)]
+    accept_incomplete: bool,
 }
 
 /// Live soak progress: an indicatif bar on a terminal, otherwise (or with
@@ -127,15 +131,32 @@ impl Drop for SoakBar {
     }
 }
 
+/// Replays of each finding's scenario that measure its reproduction rate.
+const REPRODUCTION_REPEATS: u32 = 10;
+
+/// Distinct findings (the most frequent) whose scenarios are measured.
+const REPRODUCTION_SCENARIOS_MAX: usize = 5;
+
+/// The slowest `--rate`: one operation every 1000 seconds.
+const RATE_MIN: f64 = 0.001;
+
+/// The fastest `--rate`.
+const RATE_MAX: f64 = 1_000_000.0;
+
 pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
     use crate::runner::soak::{self as soaking, SoakConfig};
     let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
     let faults = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &faults)?;
-    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-        return Err(usage(
-            "--rate must be a positive number of operations per second",
-        ));
+    // Below the bound the pause between operations overflows a Duration
+    // (1e-300 ops/s); above it the rate is no cap at all.
+    if args
+        .rate
+        .is_some_and(|r| !(r.is_finite() && (RATE_MIN..=RATE_MAX).contains(&r)))
+    {
+        return Err(usage(format!(
+            "--rate must be between {RATE_MIN} and {RATE_MAX} operations per second"
+        )));
     }
     let seed_given = args.seed.is_some();
     let config = SoakConfig {
@@ -151,9 +172,10 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         mix: args.mix,
         report_dir: args.report.clone(),
         steps_per_patient_max: args.steps_per_patient_max as usize,
+        accept_incomplete: args.accept_incomplete,
         ..SoakConfig::default()
     };
-    println!(
+    outln!(
         "chaperone soak | target {spec} | faults {} | seed {} | patients {} | duration {} | ops-max {} | rate {} | mix {} | steps per patient {} | report {}",
         fault_list(&faults),
         config.seed,
@@ -171,14 +193,17 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         config.report_dir.display()
     );
     if !seed_given {
-        println!(
+        outln!(
             "(random seed; pass --seed {} for the same patient choices)",
             config.seed
         );
     }
     let _ = std::io::stdout().flush();
     let binding = args.target.binding(&spec)?;
-    let target = Target::new(spec.clone(), faults).with_binding(binding);
+    let target = args
+        .target
+        .target(spec.clone(), faults)
+        .with_binding(binding);
     let rt = runtime()?;
     ready(&rt, &target)?;
     let outcome = {
@@ -190,12 +215,42 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         };
         rt.block_on(soaking::soak(&target, &config, &mut bar, interrupt))
     };
+    let mut outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            rt.block_on(target.shutdown());
+            return Err(match e {
+                soaking::SoakError::Io { .. } => usage(e.to_string()),
+                soaking::SoakError::Target(_) => unknown(e.to_string()),
+            });
+        }
+    };
+    // How often each distinct finding's scenario reproduces, measured on the
+    // same target before it goes: the report states the rate, so a FLAKY
+    // replay is expected, not a surprise. Skipped after an interrupt.
+    if !outcome.interrupted {
+        for d in outcome.distinct.iter_mut().take(REPRODUCTION_SCENARIOS_MAX) {
+            let Some(scenario) = d
+                .scenario
+                .as_ref()
+                .and_then(|path| crate::scenario::Scenario::read(path).ok())
+            else {
+                continue;
+            };
+            let stop = interrupted();
+            let replay = crate::runner::replay(&target, &scenario, REPRODUCTION_REPEATS);
+            let report = rt.block_on(async {
+                tokio::select! {
+                    report = replay => Some(report),
+                    () = stop => None,
+                }
+            });
+            let Some(report) = report else { break };
+            d.reproduced = Some((report.reproducing(scenario.expect), report.decided()));
+        }
+    }
     rt.block_on(target.shutdown());
     drop(rt);
-    let outcome = outcome.map_err(|e| match e {
-        soaking::SoakError::Io { .. } => usage(e.to_string()),
-        soaking::SoakError::Target(_) => unknown(e.to_string()),
-    })?;
     let written = crate::report::soak::write(&outcome, &config.report_dir).map_err(|e| {
         usage(format!(
             "cannot write the report into {}: {e}",
@@ -203,7 +258,7 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         ))
     })?;
     let verdict = outcome.verdict();
-    println!(
+    outln!(
         "{} ops in {:.1} s ({:.0} ops/s), {} patients in all, {} violations, {} errors, {} completeness warnings, peak RSS {}",
         outcome.ops,
         outcome.elapsed.as_secs_f64(),
@@ -219,21 +274,33 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
                 k as f64 / 1024.0
             ))
     );
-    for finding in outcome
-        .findings
-        .iter()
-        .filter(|f| f.scenario.is_some())
-        .take(5)
-    {
-        if let Some(path) = &finding.scenario {
-            println!(
-                "scenario: {} (replay: chaperone replay {} --repeat 20)",
+    // One line per distinct finding, with its count: a bug seen thousands
+    // of times is one line here, as on stderr.
+    for d in outcome.distinct.iter().take(10) {
+        outln!("finding: {}× {}: {}", d.count, d.signature, d.first);
+        if let Some(path) = &d.scenario {
+            let rate = d
+                .reproduced
+                .map(|(n, of)| format!("; reproduced {n}/{of} on replay"))
+                .unwrap_or_default();
+            outln!(
+                "  scenario: {} (replay: {}{rate})",
                 path.display(),
-                path.display()
+                super::common::replay_command(
+                    &path.display().to_string(),
+                    &spec,
+                    args.target.binding.as_deref()
+                ) + " --repeat 20"
             );
         }
     }
-    println!(
+    if outcome.distinct.len() > 10 {
+        outln!(
+            "... {} more distinct findings in the report",
+            outcome.distinct.len() - 10
+        );
+    }
+    outln!(
         "report: {} | {} | {} | {} | journal {}",
         written.html.display(),
         written.markdown.display(),
@@ -242,9 +309,9 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         outcome.journal.display()
     );
     match &verdict {
-        Verdict::Pass => println!("PASS: no privacy violation."),
-        Verdict::Violation => println!("FAIL: privacy violation."),
-        Verdict::Unknown(why) => println!("UNKNOWN: {why}."),
+        Verdict::Pass => outln!("PASS: no privacy violation."),
+        Verdict::Violation => outln!("FAIL: privacy violation."),
+        Verdict::Unknown(why) => outln!("UNKNOWN: {why}."),
     }
     Ok(verdict.exit_code())
 }

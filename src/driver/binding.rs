@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{HeaderMap, LINK, SET_COOKIE};
 use serde_json::Value;
 
 use super::book::RecordingBook;
-use super::transport::{Incoming, JSON_BODY_MAX, MEDIA_BODY_MAX, Outgoing, Transport};
+use super::http::{BodyLimits, encode_path_segment, encode_query_value};
+use super::transport::{Incoming, Outgoing, Transport};
 use super::{Body, BodyKind, Driver, Observation, Seen, TargetError};
 use crate::binding::{
     Binding, BodyTemplate, BoundAction, Capture, Destination, Locator, Pagination, Request,
@@ -37,16 +37,10 @@ const ITEMS_MAX: usize = 10_000;
 const CLEAN_UP_REQUESTS_MAX: usize = 1_000;
 const CLEAN_UP_TIME_MAX: Duration = Duration::from_secs(60);
 
-/// Characters left as they are in a path segment or query value: RFC 3986's unreserved.
-const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Percent-encode a value for a path segment or a query value.
+/// Percent-encode a value for a query value or a form field (one value,
+/// whatever characters it holds).
 pub fn encode_component(value: &str) -> String {
-    utf8_percent_encode(value, ENCODE).to_string()
+    encode_query_value(value)
 }
 
 #[derive(Clone)]
@@ -78,6 +72,24 @@ pub struct BindingDriver {
     erased: Vec<RecordingId>,
     /// Download links plays were handed, by recording.
     links: HashMap<RecordingId, String>,
+    /// Recordings the service created without telling their id (the
+    /// binding captures no `recording`), oldest first: learnt later from
+    /// their owner's views, attributed by the media canaries they hold.
+    unattributed: Vec<Pending>,
+    /// How large a response body may be.
+    limits: BodyLimits,
+    /// The recording each call currently records into, in aliases.
+    current: HashMap<CallId, RecordingId>,
+}
+
+/// A recording whose id the service has not told yet.
+#[derive(Debug, Clone)]
+struct Pending {
+    alias: RecordingId,
+    owner: PatientId,
+    call: CallId,
+    /// The chunk numbers the owner sent into it.
+    chunks: Vec<u16>,
 }
 
 impl std::fmt::Debug for BindingDriver {
@@ -126,12 +138,21 @@ impl BindingDriver {
             created: Vec::new(),
             erased: Vec::new(),
             links: HashMap::new(),
+            unattributed: Vec::new(),
+            limits: BodyLimits::default(),
+            current: HashMap::new(),
         }
     }
 
     /// A driver over the in-process `router`, with a book of its own.
     pub fn in_process(binding: Arc<Binding>, router: axum::Router) -> BindingDriver {
         BindingDriver::new(binding, Transport::InProcess(router), RecordingBook::new())
+    }
+
+    /// Read response bodies under `limits`.
+    pub fn with_limits(mut self, limits: BodyLimits) -> BindingDriver {
+        self.limits = limits;
+        self
     }
 
     /// Send the payloads (canaries) of the case tagged `tag`.
@@ -198,6 +219,13 @@ impl BindingDriver {
         let lookup = |name: &str| values.get(name);
         let target = match &request.to {
             Destination::Path(t) => {
+                // An id that cannot be one path segment (empty, `.`, `..`)
+                // is the target's failure, never a request to another path.
+                for var in t.vars() {
+                    if let Some(value) = lookup(var) {
+                        encode_path_segment(action, &value)?;
+                    }
+                }
                 let path = t.render(&lookup, &|v| encode_component(v)).ok_or_else(|| {
                     missing(format!(
                         "{}: a placeholder of the path has no value",
@@ -307,11 +335,11 @@ impl BindingDriver {
                 Some((content_type.clone(), bytes))
             }
         };
-        let cap = if request.media {
-            MEDIA_BODY_MAX
+        let cap = self.limits.cap(if request.media {
+            BodyKind::Media
         } else {
-            JSON_BODY_MAX
-        };
+            BodyKind::Json
+        });
         let mut incoming = self
             .transport
             .send(
@@ -480,16 +508,136 @@ impl BindingDriver {
         &mut self,
         alias: RecordingId,
         owner: PatientId,
+        call: CallId,
         captured: &HashMap<String, String>,
     ) {
-        if let Some(id) = captured.get("recording") {
-            self.recordings.learn(alias, id);
-            self.created.push((alias, owner));
+        self.current.insert(call, alias);
+        match captured.get("recording") {
+            Some(id) => {
+                self.recordings.learn(alias, id);
+                self.created.push((alias, owner));
+            }
+            None => self.unattributed.push(Pending {
+                alias,
+                owner,
+                call,
+                chunks: Vec::new(),
+            }),
         }
     }
 
+    /// The service id of `recording`; for a recording whose id the service
+    /// never returned, its owner's whole-list view is read first (up to
+    /// [`PAGES_MAX`] pages of 100) to learn it. Those lookups are not judged.
+    async fn recording_id(
+        &mut self,
+        action: &'static str,
+        recording: RecordingId,
+    ) -> Result<String, TargetError> {
+        if let Ok(id) = self.recordings.id(action, recording) {
+            return Ok(id);
+        }
+        let owner = self
+            .unattributed
+            .iter()
+            .find(|p| p.alias == recording)
+            .map(|p| p.owner);
+        let view = self
+            .binding
+            .views
+            .iter()
+            .find(|v| v.spec.scope.is_none())
+            .cloned();
+        if let (Some(owner), Some(view)) = (owner, view)
+            && let Ok(session) = self.session(action, owner)
+        {
+            let pages = if view.spec.paged { PAGES_MAX } else { 1 };
+            for page in 1..=pages {
+                let step = Step::View {
+                    patient: owner,
+                    view: view.spec.name,
+                    of: None,
+                    subject: None,
+                    page,
+                    per_page: 100,
+                };
+                let values = self.values(owner);
+                let observation = self.view(&step, &view, &session, values, page, 100).await?;
+                if self.recordings.knows(recording) || observation.seen.is_empty() {
+                    break;
+                }
+            }
+        }
+        self.recordings.id(action, recording)
+    }
+
+    /// Learn the ids a view shows that are not known yet, for a binding
+    /// whose service does not return recording ids at creation: fetch each
+    /// with the viewer's own session and read the media canaries in it. An
+    /// id is attributed to one of the viewer's own unattributed recordings
+    /// only if its bytes carry the viewer's canary for that call and exactly
+    /// the chunks sent into it (or carry no canary and the viewer has an
+    /// empty unattributed recording, oldest first); anything else stays
+    /// unknown and is judged as a phantom. Returns the bodies fetched, for
+    /// the content oracle.
+    async fn attribute(
+        &mut self,
+        viewer: PatientId,
+        session: &Session,
+        ids: &[String],
+    ) -> Result<Vec<Body>, TargetError> {
+        let mut bodies = Vec::new();
+        let Some(play) = self.binding.action(Action::Play).cloned() else {
+            return Ok(bodies);
+        };
+        for id in ids {
+            if !self.unattributed.iter().any(|p| p.owner == viewer) {
+                break;
+            }
+            if self.recordings.alias_of(id).is_some() {
+                continue;
+            }
+            let mut values = self.values(viewer);
+            values.insert("recording", id.clone());
+            let (observation, _, ok) = self
+                .run_action("view", &play, &values, Some(session))
+                .await?;
+            let media: Vec<u8> = observation
+                .bodies
+                .iter()
+                .filter(|b| b.kind == BodyKind::Media)
+                .flat_map(|b| b.bytes.iter().copied())
+                .collect();
+            bodies.extend(observation.bodies);
+            if !ok {
+                continue;
+            }
+            let marks = chunk_marks(&media);
+            let canary = payload::canary_in(self.tag, viewer);
+            if !marks.iter().all(|(_, _, c)| *c == canary) {
+                continue;
+            }
+            let mut sent: Vec<u16> = marks.iter().map(|(n, _, _)| *n).collect();
+            sent.sort_unstable();
+            let call = marks.first().map(|(_, c, _)| *c);
+            let found = self.unattributed.iter().position(|p| {
+                let mut chunks = p.chunks.clone();
+                chunks.sort_unstable();
+                p.owner == viewer
+                    && call.is_none_or(|c| c == p.call && marks.iter().all(|(_, k, _)| *k == c))
+                    && chunks == sent
+            });
+            if let Some(i) = found {
+                let pending = self.unattributed.remove(i);
+                self.recordings.learn(pending.alias, id);
+                self.created.push((pending.alias, pending.owner));
+            }
+        }
+        Ok(bodies)
+    }
+
     async fn view(
-        &self,
+        &mut self,
         step: &Step,
         view: &View,
         session: &Session,
@@ -553,6 +701,11 @@ impl BindingDriver {
                 action,
                 what: format!("{}: {what}", view.request.key),
             })?;
+            // Only the viewer's own list, not a tampered one, can teach ids.
+            if step_subject(step).is_none() {
+                let fetched = self.attribute(step.patient(), session, &ids).await?;
+                observation.bodies.extend(fetched);
+            }
             for (i, id) in ids.iter().enumerate() {
                 observation
                     .seen
@@ -593,7 +746,7 @@ impl BindingDriver {
     ) -> Result<Observation, TargetError> {
         let action = if probe { "probe" } else { "play" };
         let session = self.session(action, patient)?;
-        let id = self.recordings.id(action, recording)?;
+        let id = self.recording_id(action, recording).await?;
         let bound = self.bound(action, Action::Play)?.clone();
         let mut values = self.values(patient);
         values.insert("recording", id);
@@ -641,6 +794,37 @@ impl BindingDriver {
         }
         Ok(observation)
     }
+}
+
+fn step_subject(step: &Step) -> Option<PatientId> {
+    match step {
+        Step::View { subject, .. } => *subject,
+        _ => None,
+    }
+}
+
+/// The media chunk headers in `bytes` (`chunk N of C<k> <canary> `, as
+/// [`payload::media_chunk_in`] writes them): chunk number, call, canary.
+fn chunk_marks(bytes: &[u8]) -> Vec<(u16, CallId, String)> {
+    static MARK: std::sync::OnceLock<regex::bytes::Regex> = std::sync::OnceLock::new();
+    let re = MARK.get_or_init(|| {
+        regex::bytes::Regex::new(r"chunk ([0-9]{1,5}) of C([0-9]{1,10}) (CNRY[A-Z0-9]{26})")
+            .expect("static regex")
+    });
+    re.captures_iter(bytes)
+        .filter_map(|c| {
+            let n = std::str::from_utf8(c.get(1)?.as_bytes())
+                .ok()?
+                .parse()
+                .ok()?;
+            let call = std::str::from_utf8(c.get(2)?.as_bytes())
+                .ok()?
+                .parse()
+                .ok()?;
+            let canary = std::str::from_utf8(c.get(3)?.as_bytes()).ok()?.to_string();
+            Some((n, CallId(call), canary))
+        })
+        .collect()
 }
 
 /// A request that fetches `url` (a link from the service) the way `base` would.
@@ -971,7 +1155,7 @@ impl Driver for BindingDriver {
                             ended: false,
                         },
                     );
-                    self.learn_recording(recording, patient, &captured);
+                    self.learn_recording(recording, patient, call, &captured);
                 }
                 Ok(observation)
             }
@@ -986,7 +1170,7 @@ impl Driver for BindingDriver {
                     .run_action(action, &bound, &values, Some(&session))
                     .await?;
                 if ok {
-                    self.learn_recording(recording, patient, &captured);
+                    self.learn_recording(recording, patient, call, &captured);
                     if let Some(info) = self.calls.get_mut(&call) {
                         info.current = captured.contains_key("recording").then_some(recording);
                     }
@@ -1004,9 +1188,16 @@ impl Driver for BindingDriver {
                 );
                 values.insert("chunk", chunk.to_string());
                 let bound = self.bound(action, Action::SendMedia)?.clone();
-                let (observation, _, _) = self
+                let (observation, _, ok) = self
                     .run_action(action, &bound, &values, Some(&session))
                     .await?;
+                if ok
+                    && let Some(current) = self.current.get(&call)
+                    && let Some(pending) =
+                        self.unattributed.iter_mut().find(|p| p.alias == *current)
+                {
+                    pending.chunks.push(chunk);
+                }
                 Ok(observation)
             }
             Step::EndCall { call, .. } => {
@@ -1070,7 +1261,7 @@ impl Driver for BindingDriver {
             Step::Erase { recording, .. } => {
                 let session = self.session(action, patient)?;
                 let mut values = self.values(patient);
-                values.insert("recording", self.recordings.id(action, recording)?);
+                values.insert("recording", self.recording_id(action, recording).await?);
                 let bound = self.bound(action, Action::Erase)?.clone();
                 let (observation, _, ok) = self
                     .run_action(action, &bound, &values, Some(&session))

@@ -112,6 +112,29 @@ impl RecordingBook {
 }
 
 impl RecordingBook {
+    /// Forget the ids of `recordings` (a soak patient's, once its life is
+    /// over), so the book holds what live patients can use, not the whole
+    /// run. A forgotten id seen again is [`Seen::Unknown`].
+    pub fn forget(&self, recordings: &[RecordingId]) {
+        let mut book = self.lock();
+        for alias in recordings {
+            if let Some(id) = book.ids.remove(alias)
+                && book.aliases.get(&id) == Some(alias)
+            {
+                book.aliases.remove(&id);
+            }
+        }
+        if book.ids.capacity() > 4 * book.ids.len().max(1024) {
+            book.ids.shrink_to_fit();
+            book.aliases.shrink_to_fit();
+        }
+    }
+
+    /// The alias of a service id, if some driver learnt it.
+    pub(crate) fn alias_of(&self, service_id: &str) -> Option<RecordingId> {
+        self.lock().aliases.get(service_id).copied()
+    }
+
     /// Record a patient's own service id (`{me}`), for tampering probes by others.
     pub(crate) fn learn_patient(&self, patient: PatientId, me: &str) {
         self.lock().patients.insert(patient, me.to_string());

@@ -13,6 +13,7 @@
 
 pub mod binding;
 pub mod book;
+pub mod http;
 pub mod transport;
 
 pub use binding::{BindingDriver, encode_component};

@@ -13,12 +13,7 @@ use reqwest::{Client, Method};
 use tower::ServiceExt as _;
 
 use super::TargetError;
-
-/// Largest JSON (or other non-media) body read, by default.
-pub const JSON_BODY_MAX: usize = 4 << 20;
-
-/// Largest media body read, by default.
-pub const MEDIA_BODY_MAX: usize = 64 << 20;
+use super::http::{read_capped, read_capped_body};
 
 /// The HTTP client every driver of a run shares: no proxy, no redirects, bounded waits.
 pub fn http_client() -> Client {
@@ -182,10 +177,6 @@ impl Transport {
             bytes
         });
         let cap = request.cap;
-        let over = || TargetError::Garbage {
-            action,
-            what: format!("a response body larger than {cap} bytes"),
-        };
         match self {
             Transport::Http { client, base } => {
                 let url = if request.target.starts_with("http://") {
@@ -197,23 +188,10 @@ impl Transport {
                 if let Some(bytes) = body {
                     builder = builder.body(bytes);
                 }
-                let mut response = builder.send().await.map_err(|e| unreachable(action, &e))?;
+                let response = builder.send().await.map_err(|e| unreachable(action, &e))?;
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
-                if response.content_length().is_some_and(|n| n > cap as u64) {
-                    return Err(over());
-                }
-                let mut bytes = Vec::new();
-                while let Some(chunk) = response
-                    .chunk()
-                    .await
-                    .map_err(|e| unreachable(action, &e))?
-                {
-                    if bytes.len() + chunk.len() > cap {
-                        return Err(over());
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
+                let bytes = read_capped(action, response, cap).await?;
                 Ok(Incoming {
                     status,
                     headers,
@@ -236,10 +214,7 @@ impl Transport {
                 };
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
-                let bytes = axum::body::to_bytes(response.into_body(), cap)
-                    .await
-                    .map_err(|_| over())?
-                    .to_vec();
+                let bytes = read_capped_body(action, response.into_body(), cap).await?;
                 Ok(Incoming {
                     status,
                     headers,

@@ -243,15 +243,32 @@ fn raw_candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
                 let view = spec.name;
                 let targets: Vec<(PatientId, Option<Scoped>)> = match spec.scope {
                     None => patients.iter().map(|p| (*p, None)).collect(),
+                    // The owner first, then every other patient (a cross-patient probe).
                     Some(Scope::Appointment) => state
                         .appointments
                         .iter()
-                        .map(|(id, a)| (a.patient, Some(Scoped::Appointment(*id))))
+                        .flat_map(|(id, a)| {
+                            let of = Some(Scoped::Appointment(*id));
+                            std::iter::once((a.patient, of)).chain(
+                                patients
+                                    .iter()
+                                    .filter(|p| **p != a.patient)
+                                    .map(move |p| (*p, of)),
+                            )
+                        })
                         .collect(),
                     Some(Scope::Call) => state
                         .calls
                         .iter()
-                        .map(|(id, c)| (c.patient, Some(Scoped::Call(*id))))
+                        .flat_map(|(id, c)| {
+                            let of = Some(Scoped::Call(*id));
+                            std::iter::once((c.patient, of)).chain(
+                                patients
+                                    .iter()
+                                    .filter(|p| **p != c.patient)
+                                    .map(move |p| (*p, of)),
+                            )
+                        })
                         .collect(),
                 };
                 for (patient, of) in targets {

@@ -48,7 +48,7 @@ pub fn next_step(state: &State) -> BoxedStrategy<Step> {
                 .boxed(),
         ));
     }
-    if !patients.is_empty() {
+    if !patients.is_empty() || !state.gone.is_empty() {
         view_options(state, &patients, &mut options);
     }
 
@@ -185,7 +185,10 @@ pub fn next_step(state: &State) -> BoxedStrategy<Step> {
         }
     }
 
-    if caps.has(Action::EraseAccount) {
+    // The last patient who can act stays while no one new can register, so
+    // a case always has a next step.
+    let can_register = state.patients.len() < state.limits.patients_max as usize;
+    if caps.has(Action::EraseAccount) && (patients.len() > 1 || can_register) {
         let leaving: Vec<PatientId> = patients
             .iter()
             .copied()
@@ -243,6 +246,48 @@ fn view_options(
                 .map(|(id, c)| (c.patient, Some(Scoped::Call(*id))))
                 .collect(),
         };
+        if spec.scope.is_none() && !state.gone.is_empty() {
+            options.push((
+                1,
+                (select(state.gone.clone()), paging(state))
+                    .prop_map(move |(patient, (page, per_page))| Step::View {
+                        patient,
+                        view,
+                        of: None,
+                        subject: None,
+                        page,
+                        per_page,
+                    })
+                    .boxed(),
+            ));
+        }
+        // A scoped view asked about another patient's object.
+        if spec.scope.is_some() {
+            let foreign: Vec<(PatientId, Option<Scoped>)> = patients
+                .iter()
+                .flat_map(|p| {
+                    targets
+                        .iter()
+                        .filter(move |(owner, _)| owner != p)
+                        .map(move |(_, of)| (*p, *of))
+                })
+                .collect();
+            if !foreign.is_empty() {
+                options.push((
+                    1,
+                    (select(foreign), paging(state))
+                        .prop_map(move |((patient, of), (page, per_page))| Step::View {
+                            patient,
+                            view,
+                            of,
+                            subject: None,
+                            page,
+                            per_page,
+                        })
+                        .boxed(),
+                ));
+            }
+        }
         if targets.is_empty() {
             continue;
         }
@@ -283,21 +328,6 @@ fn view_options(
                             per_page,
                         },
                     )
-                    .boxed(),
-            ));
-        }
-        if spec.scope.is_none() && !state.gone.is_empty() {
-            options.push((
-                1,
-                (select(state.gone.clone()), paging(state))
-                    .prop_map(move |(patient, (page, per_page))| Step::View {
-                        patient,
-                        view,
-                        of: None,
-                        subject: None,
-                        page,
-                        per_page,
-                    })
                     .boxed(),
             ));
         }

@@ -211,15 +211,18 @@ impl State {
                 let Some(spec) = caps.view(view) else {
                     return false;
                 };
+                // The object may be another patient's: a cross-patient probe
+                // of the view, judged like any view (nothing foreign shown).
                 let scoped = match (spec.scope, of) {
                     (None, None) => true,
                     (Some(Scope::Appointment), Some(Scoped::Appointment(a))) => self
                         .appointments
                         .get(&a)
-                        .is_some_and(|a| a.patient == patient),
-                    (Some(Scope::Call), Some(Scoped::Call(c))) => {
-                        self.call_of(patient, c).is_some()
-                    }
+                        .is_some_and(|a| a.patient == patient || active),
+                    (Some(Scope::Call), Some(Scoped::Call(c))) => self
+                        .calls
+                        .get(&c)
+                        .is_some_and(|c| c.patient == patient || active),
                     _ => false,
                 };
                 // A dead session views only what it could before: no tampering.
@@ -442,6 +445,37 @@ impl State {
                 .take(usize::from(per_page))
                 .collect(),
         )
+    }
+}
+
+impl State {
+    /// Whether `step` asks about something that is not its patient's own
+    /// (another patient's id in a view, another patient's object, or a
+    /// session whose account was erased): the service may rightly refuse it,
+    /// and the oracles judge what it shows.
+    pub fn is_cross_patient(&self, step: &Step) -> bool {
+        match *step {
+            Step::Probe { .. } => true,
+            Step::View {
+                patient,
+                of,
+                subject,
+                ..
+            } => {
+                let foreign_object = match of {
+                    Some(Scoped::Appointment(a)) => self
+                        .appointments
+                        .get(&a)
+                        .is_some_and(|a| a.patient != patient),
+                    Some(Scoped::Call(c)) => {
+                        self.calls.get(&c).is_some_and(|c| c.patient != patient)
+                    }
+                    None => false,
+                };
+                subject.is_some() || foreign_object || self.gone.contains(&patient)
+            }
+            _ => false,
+        }
     }
 }
 

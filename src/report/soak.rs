@@ -40,8 +40,8 @@ pub fn write(outcome: &SoakOutcome, dir: &Path) -> io::Result<Written> {
     std::fs::create_dir_all(dir)?;
     let throughput = throughput_svg(outcome).map_err(io::Error::other)?;
     let latency = latency_svg(outcome).map_err(io::Error::other)?;
-    std::fs::write(dir.join("throughput.svg"), &throughput)?;
-    std::fs::write(dir.join("latency.svg"), &latency)?;
+    super::write_atomic(&dir.join("throughput.svg"), &throughput)?;
+    super::write_atomic(&dir.join("latency.svg"), &latency)?;
     let written = Written {
         html: dir.join("report.html"),
         markdown: dir.join("report.md"),
@@ -50,10 +50,10 @@ pub fn write(outcome: &SoakOutcome, dir: &Path) -> io::Result<Written> {
     };
     let value = to_json(outcome);
     let text = serde_json::to_string_pretty(&value).map_err(io::Error::other)?;
-    std::fs::write(&written.json, format!("{text}\n"))?;
-    std::fs::write(&written.markdown, markdown(outcome, dir))?;
-    std::fs::write(&written.html, html(outcome, dir, &throughput, &latency))?;
-    std::fs::write(&written.junit, junit(outcome).map_err(io::Error::other)?)?;
+    super::write_atomic(&written.json, format!("{text}\n"))?;
+    super::write_atomic(&written.markdown, markdown(outcome, dir))?;
+    super::write_atomic(&written.html, html(outcome, dir, &throughput, &latency))?;
+    super::write_atomic(&written.junit, junit(outcome).map_err(io::Error::other)?)?;
     Ok(written)
 }
 
@@ -120,6 +120,15 @@ pub fn to_json(o: &SoakOutcome) -> Value {
         })).collect::<Vec<_>>(),
         "throughput": o.throughput.iter().map(|(t, r)| json!([t, r])).collect::<Vec<_>>(),
         "journal": o.journal.display().to_string(),
+        "distinct_findings": o.distinct.iter().map(|d| json!({
+            "signature": d.signature,
+            "clause": d.clause.name(),
+            "count": d.count,
+            "first": d.first,
+            "first_at_ms": d.first_at_ms,
+            "reproduced": d.reproduced.map(|(n, of)| json!({ "runs": of, "reproducing": n })),
+            "scenario": d.scenario.as_ref().map(|p| p.display().to_string()),
+        })).collect::<Vec<_>>(),
         "findings": o.findings.iter().map(|f| json!({
             "at_ms": f.at_ms,
             "clause": f.violation.clause.name(),
@@ -223,6 +232,28 @@ fn markdown(o: &SoakOutcome, dir: &Path) -> String {
         o.upgrade_then_history
     );
     let _ = writeln!(md, "\n## Violations\n");
+    if !o.distinct.is_empty() {
+        let _ = writeln!(
+            md,
+            "{} distinct finding(s) (by clause, kind and action):\n\n| count | finding | first | scenario | reproduced on replay |\n| ---: | --- | --- | --- | --- |",
+            o.distinct.len()
+        );
+        for d in &o.distinct {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                d.count,
+                d.signature,
+                d.first.replace('|', "\\|"),
+                d.scenario
+                    .as_ref()
+                    .map_or("—".to_string(), |p| format!("`{}`", relative(p, dir))),
+                d.reproduced
+                    .map_or("not measured".to_string(), |(n, of)| format!("{n}/{of}"))
+            );
+        }
+        let _ = writeln!(md);
+    }
     if o.findings.is_empty() {
         let _ = writeln!(md, "None.");
     } else {
@@ -482,13 +513,22 @@ pub fn junit(o: &SoakOutcome) -> Result<String, quick_junit::SerializeError> {
             TestCaseStatus::success()
         } else {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            let first = o
-                .findings
+            let kinds: Vec<String> = o
+                .distinct
                 .iter()
-                .find(|f| f.violation.clause == clause)
-                .map(|f| f.violation.to_string())
-                .unwrap_or_default();
-            status.set_message(format!("{n} violation(s) of {clause}; first: {first}"));
+                .filter(|d| d.clause == clause)
+                .map(|d| format!("{}× {}", d.count, d.signature))
+                .collect();
+            let first = o
+                .distinct
+                .iter()
+                .find(|d| d.clause == clause)
+                .map_or("see the journal", |d| d.first.as_str());
+            status.set_message(format!(
+                "{n} violation(s) of {clause} in {} distinct finding(s) ({}); first: {first}",
+                kinds.len(),
+                kinds.join(", ")
+            ));
             status
         };
         suite.add_test_case(TestCase::new(format!("privacy.{clause}"), status));
@@ -503,6 +543,15 @@ pub fn junit(o: &SoakOutcome) -> Result<String, quick_junit::SerializeError> {
         _ => TestCaseStatus::success(),
     };
     suite.add_test_case(TestCase::new("coverage", coverage));
+    for d in &o.distinct {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        let rate = d
+            .reproduced
+            .map(|(n, of)| format!(" (scenario reproduced {n}/{of} on replay)"))
+            .unwrap_or_default();
+        status.set_message(format!("{}× {}: {}{rate}", d.count, d.signature, d.first));
+        suite.add_test_case(TestCase::new(format!("finding.{}", d.signature), status));
+    }
     let health = if o.errors > 0 {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
         status.set_message(format!(

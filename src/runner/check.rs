@@ -34,6 +34,10 @@ pub struct CheckConfig {
     pub limits: Limits,
     /// Most cases run while shrinking one finding.
     pub shrink_runs_max: u32,
+    /// Accept a service on which patients never see their own finished
+    /// recordings (`--accept-incomplete`): a pass with completeness warnings
+    /// instead of an unknown verdict.
+    pub accept_incomplete: bool,
 }
 
 impl Default for CheckConfig {
@@ -44,6 +48,7 @@ impl Default for CheckConfig {
             steps_max: 40,
             limits: Limits::default(),
             shrink_runs_max: 2_000,
+            accept_incomplete: false,
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct CheckReport {
     pub warnings: Vec<Violation>,
     /// Total completeness warnings.
     pub warnings_count: u64,
+    /// How often a patient was shown one of its own finished recordings.
+    pub own_seen: u64,
     /// Cases where the service refused a step the model holds valid.
     pub diverged_cases: u32,
     /// The first divergence, in aliases.
@@ -386,6 +393,7 @@ pub async fn check(
         coverage: [0; ACTIONS.len()],
         warnings: Vec::new(),
         warnings_count: 0,
+        own_seen: 0,
         diverged_cases: 0,
         first_divergence: None,
         finding: None,
@@ -411,6 +419,7 @@ pub async fn check(
             *total += n;
         }
         report.warnings_count += run.warnings.len() as u64;
+        report.own_seen += run.own_seen;
         for warning in &run.warnings {
             if report.warnings.len() < 5 {
                 report.warnings.push(warning.clone());

@@ -50,6 +50,10 @@ pub struct CaseRun {
     pub warnings: Vec<Violation>,
     /// How often each action (indexed as [`ACTIONS`]) ran.
     pub coverage: [u64; ACTIONS.len()],
+    /// How often a patient was shown one of its own finished recordings (in
+    /// a history view or by playback): zero means the service showed nothing
+    /// the completeness clause could confirm.
+    pub own_seen: u64,
 }
 
 impl CaseRun {
@@ -60,6 +64,7 @@ impl CaseRun {
             steps_run: 0,
             warnings: Vec::new(),
             coverage: [0; ACTIONS.len()],
+            own_seen: 0,
         }
     }
 
@@ -72,17 +77,37 @@ impl CaseRun {
     }
 }
 
-/// Whether a non-success answer to a valid step means the service and the model disagree.
-fn divergence(step: &Step, observation: &Observation) -> Option<String> {
+/// How many of the recordings `observation` showed are the step's patient's
+/// own finished ones, by the model after the step.
+pub(crate) fn own_finished_seen(after: &State, step: &Step, observation: &Observation) -> u64 {
+    if !matches!(step, Step::View { .. } | Step::Play { .. }) || !observation.is_success() {
+        return 0;
+    }
+    observation
+        .seen
+        .iter()
+        .filter(|(_, seen)| match seen {
+            Seen::Known(r) => after
+                .recordings
+                .get(r)
+                .is_some_and(|r| r.owner == step.patient() && r.finished),
+            Seen::Unknown(_) => false,
+        })
+        .count() as u64
+}
+
+/// Whether a non-success answer to a valid step means the service and the
+/// model disagree (`state` is the state before the step).
+fn divergence(state: &State, step: &Step, observation: &Observation) -> Option<String> {
+    if state.is_cross_patient(step) {
+        // A refusal is the right answer; what it showed is judged by the oracles.
+        return None;
+    }
     match step {
         // Probes are judged by the refusal clause; playback of an erased
         // recording is supposed to fail, and a missing own recording is a
-        // completeness warning, not a divergence. A view tampered to name
-        // another patient is a probe too: refusing it is the right answer.
+        // completeness warning, not a divergence.
         Step::Probe { .. } | Step::Play { .. } => None,
-        Step::View {
-            subject: Some(_), ..
-        } => None,
         _ if observation.is_success() => None,
         _ => Some(format!(
             "`{step}` is valid in the model but the service answered {}",
@@ -108,6 +133,7 @@ pub async fn execute<D: Driver>(
         steps_run: 0,
         warnings: Vec::new(),
         coverage: [0; ACTIONS.len()],
+        own_seen: 0,
     };
     for (i, step) in steps.iter().enumerate() {
         let index = i + 1;
@@ -130,13 +156,14 @@ pub async fn execute<D: Driver>(
         let after = state.clone().apply(step);
         let judgement = oracle::check(canaries, &state, &after, index, step, &observation);
         run.warnings.extend(judgement.warnings);
+        run.own_seen += own_finished_seen(&after, step, &observation);
         if !judgement.violations.is_empty() {
             run.end = CaseEnd::Violated {
                 violations: judgement.violations,
             };
             return run;
         }
-        if let Some(reason) = divergence(step, &observation) {
+        if let Some(reason) = divergence(&state, step, &observation) {
             run.end = CaseEnd::Diverged {
                 step: index,
                 reason,
@@ -155,6 +182,10 @@ pub async fn execute<D: Driver>(
 /// An id a step saw before the step that creates it was answered is not a
 /// phantom: every observation's unknown ids are resolved again once the whole
 /// group is in, and only ids still unknown count as phantoms.
+///
+/// On a shared target every patient's driver cleans up afterwards, by the
+/// same rule as a sequential case ([`Driver::clean_up`]); a clean-up that
+/// fails makes a passed or diverged run a target failure.
 pub async fn execute_grouped(
     case: &CaseTarget,
     limits: Limits,
@@ -164,12 +195,43 @@ pub async fn execute_grouped(
 ) -> CaseRun {
     let book = RecordingBook::new();
     let mut drivers: HashMap<PatientId, BindingDriver> = HashMap::new();
+    let mut run = execute_groups(case, &book, &mut drivers, limits, canaries, steps, groups).await;
+    if case.is_shared() {
+        let mut patients: Vec<PatientId> = drivers.keys().copied().collect();
+        patients.sort();
+        for patient in patients {
+            let Some(driver) = drivers.get_mut(&patient) else {
+                continue;
+            };
+            if let Err(error) = driver.clean_up().await
+                && matches!(run.end, CaseEnd::Passed | CaseEnd::Diverged { .. })
+            {
+                run.end = CaseEnd::TargetFailed {
+                    step: run.steps_run,
+                    error,
+                };
+            }
+        }
+    }
+    run
+}
+
+async fn execute_groups(
+    case: &CaseTarget,
+    book: &RecordingBook,
+    drivers: &mut HashMap<PatientId, BindingDriver>,
+    limits: Limits,
+    canaries: &Canaries,
+    steps: &[Step],
+    groups: &[usize],
+) -> CaseRun {
     let mut state = State::new(limits);
     let mut run = CaseRun {
         end: CaseEnd::Passed,
         steps_run: 0,
         warnings: Vec::new(),
         coverage: [0; ACTIONS.len()],
+        own_seen: 0,
     };
     let sizes: Vec<usize> = if groups.is_empty() {
         vec![1; steps.len()]
@@ -199,8 +261,17 @@ pub async fn execute_grouped(
         for step in group {
             after = after.apply(step);
         }
+        // The drivers go back before anything is judged, so an early return
+        // leaves every driver for clean-up.
+        let taken: Vec<(usize, &Step)> = taken
+            .into_iter()
+            .map(|(index, step, driver)| {
+                drivers.insert(step.patient(), driver);
+                (index, step)
+            })
+            .collect();
         let mut judged = Vec::new();
-        for ((index, step, _), result) in taken.iter().zip(results) {
+        for ((index, step), result) in taken.iter().zip(results) {
             run.steps_run += 1;
             run.coverage[step.action_index()] += 1;
             let mut observation = match result {
@@ -222,10 +293,8 @@ pub async fn execute_grouped(
             }
             let judgement = oracle::check(canaries, &state, &after, *index, step, &observation);
             run.warnings.extend(judgement.warnings);
+            run.own_seen += own_finished_seen(&after, step, &observation);
             judged.push((*index, *step, observation, judgement.violations));
-        }
-        for (_, step, driver) in taken {
-            drivers.insert(step.patient(), driver);
         }
         let violations: Vec<Violation> = judged
             .iter()
@@ -236,7 +305,7 @@ pub async fn execute_grouped(
             return run;
         }
         for (index, step, observation, _) in &judged {
-            if let Some(reason) = divergence(step, observation) {
+            if let Some(reason) = divergence(&state, step, observation) {
                 run.end = CaseEnd::Diverged {
                     step: *index,
                     reason,

@@ -36,6 +36,8 @@ pub struct GateConfig {
     pub check: CheckConfig,
     /// No new seed starts after this much time.
     pub budget: Duration,
+    /// Response body caps for every target the gate starts.
+    pub body_limits: crate::driver::http::BodyLimits,
 }
 
 /// How a scenario's replay compared with its expected outcome.
@@ -222,9 +224,11 @@ pub async fn gate(
             } else {
                 FaultSet::default()
             };
-            let target = targets
-                .entry(plant.clone())
-                .or_insert_with(|| Target::new(spec.clone(), plant).with_binding(binding.clone()));
+            let target = targets.entry(plant.clone()).or_insert_with(|| {
+                Target::new(spec.clone(), plant)
+                    .with_binding(binding.clone())
+                    .with_body_limits(config.body_limits)
+            });
             match target.probe().await {
                 Err(error) => ScenarioOutcome::Unknown(format!("the target is not ready: {error}")),
                 Ok(()) => {
@@ -251,9 +255,11 @@ pub async fn gate(
     }
     // Scenario environments are not needed any more, except the one with the
     // exploration's faults, which the seeds reuse.
-    let explore = targets
-        .remove(faults)
-        .unwrap_or_else(|| Target::new(spec.clone(), faults.clone()).with_binding(binding.clone()));
+    let explore = targets.remove(faults).unwrap_or_else(|| {
+        Target::new(spec.clone(), faults.clone())
+            .with_binding(binding.clone())
+            .with_body_limits(config.body_limits)
+    });
     for (_, target) in targets.drain() {
         target.shutdown().await;
     }
@@ -285,6 +291,7 @@ pub async fn gate(
                 coverage: [0; crate::model::ACTIONS.len()],
                 warnings: Vec::new(),
                 warnings_count: 0,
+                own_seen: 0,
                 diverged_cases: 0,
                 first_divergence: None,
                 finding: None,

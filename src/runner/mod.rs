@@ -70,6 +70,13 @@ impl CheckReport {
                 self.diverged_cases
             ));
         }
+        if self.own_seen == 0 && self.warnings_count > 0 && !self.config.accept_incomplete {
+            return Verdict::Unknown(format!(
+                "patients never saw their own finished recordings ({} completeness warnings): the service shows too \
+                 little to judge; pass --accept-incomplete to accept it",
+                self.warnings_count
+            ));
+        }
         let caps = self.config.limits.caps;
         let never: Vec<&str> = crate::model::ACTIONS
             .iter()
@@ -79,8 +86,14 @@ impl CheckReport {
             .map(|(_, (a, _))| *a)
             .collect();
         if !never.is_empty() {
+            // Advice the user can follow: a probe needs a second patient.
+            let advice = if never.contains(&"probe") && self.config.limits.patients_max < 2 {
+                "raise --patients-max to 2 or more (a probe needs a second patient)"
+            } else {
+                "raise --cases or --steps-max"
+            };
             return Verdict::Unknown(format!(
-                "too little of the model was exercised: never ran {}; raise --cases or --steps-max",
+                "too little of the model was exercised: never ran {}; {advice}",
                 never.join(", ")
             ));
         }

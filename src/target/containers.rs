@@ -36,6 +36,29 @@ use super::services::{ImageSource, ServicesFile};
 /// The label every container and network of a run carries; its value is the run id.
 pub const RUN_LABEL: &str = "dev.chaperone.run";
 
+/// The label naming the CI job a run belongs to (`CHAPERONE_RUN_ID`), so a
+/// job's clean-up (`ci/cleanup.sh JOB`) removes its own runs and never a
+/// parallel job's.
+pub const JOB_LABEL: &str = "dev.chaperone.job";
+
+/// The job id from `CHAPERONE_RUN_ID`, if set: 1 to 64 characters of
+/// `A-Z a-z 0-9 _ . -`, so it is safe as a label value and a shell word.
+fn job_id() -> Result<Option<String>, StartError> {
+    let Ok(job) = std::env::var("CHAPERONE_RUN_ID") else {
+        return Ok(None);
+    };
+    let valid = (1..=64).contains(&job.len())
+        && job
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !valid {
+        return Err(StartError::Config(
+            "CHAPERONE_RUN_ID must be 1 to 64 characters of A-Z, a-z, 0-9, `_`, `.` or `-`".into(),
+        ));
+    }
+    Ok(Some(job))
+}
+
 /// The label naming the service a container runs.
 pub const SERVICE_LABEL: &str = "dev.chaperone.service";
 
@@ -72,6 +95,8 @@ struct Running {
 /// A started set of services. Dropping it removes them.
 pub struct Environment {
     run_id: String,
+    /// The CI job (`CHAPERONE_RUN_ID`) this run belongs to, if any.
+    job: Option<String>,
     network: Option<String>,
     docker: Docker,
     running: Vec<Running>,
@@ -194,12 +219,14 @@ impl Environment {
         }
 
         let run_id = run_id();
+        let job = job_id()?;
         let network = format!("chaperone-{run_id}");
         // The environment exists before anything is created, so that if this
         // future is dropped half-way (Ctrl-C), its `Drop` removes whatever
         // the engine did create, by name and by label.
         let mut env = Environment {
             run_id: run_id.clone(),
+            job: job.clone(),
             network: Some(network.clone()),
             docker: docker.clone(),
             running: Vec::new(),
@@ -210,7 +237,12 @@ impl Environment {
             .create_network(NetworkCreateRequest {
                 name: network.clone(),
                 driver: Some("bridge".to_string()),
-                labels: Some(HashMap::from([(RUN_LABEL.to_string(), run_id.clone())])),
+                labels: Some(
+                    [(RUN_LABEL.to_string(), run_id.clone())]
+                        .into_iter()
+                        .chain(job.iter().map(|j| (JOB_LABEL.to_string(), j.clone())))
+                        .collect::<HashMap<_, _>>(),
+                ),
                 ..Default::default()
             })
             .await
@@ -245,6 +277,7 @@ impl Environment {
                 .with_network(network)
                 .with_container_name(format!("{network}-{}", service.name))
                 .with_label(RUN_LABEL, self.run_id.as_str())
+                .with_label(JOB_LABEL, self.job.as_deref().unwrap_or(""))
                 .with_label(SERVICE_LABEL, service.name.as_str())
                 .with_cmd(service.command.iter().cloned())
                 .with_startup_timeout(timeout)

@@ -10,7 +10,8 @@
 //! **Isolation without restarts.** A shared target (containers, URL) serves
 //! every case of a run. Each case registers fresh patients and, when it ends,
 //! cleans up after itself through the driver ([`crate::driver::Driver::clean_up`]):
-//! ends its calls and erases every recording its patients can see, so what an
+//! ends its calls and erases the recordings it saw created (never an id a
+//! listing showed: a leaky service lists other users' recordings), so what an
 //! earlier case left cannot show up in a later case's observations. For the
 //! reference clinic with any one fault planted that is sufficient (its views
 //! are per patient or skip erased recordings, its lists are ordered by
@@ -39,6 +40,7 @@ use clinic::FaultSet;
 use tokio::sync::OnceCell;
 
 use crate::binding::Binding;
+use crate::driver::http::BodyLimits;
 use crate::driver::{BindingDriver, RecordingBook, TargetError, Transport, health, http_client};
 use crate::model::payload::CaseTag;
 pub use containers::{Environment, StartError};
@@ -103,6 +105,21 @@ impl std::str::FromStr for TargetSpec {
     }
 }
 
+impl TargetSpec {
+    /// The target a scenario file records, as information only: nothing is
+    /// read, started or called. A target file is named, not opened (it keeps
+    /// the built-in clinic's services as a placeholder; replay and gate never
+    /// run a scenario against its recorded target).
+    pub fn recorded(s: &str) -> Result<TargetSpec, TargetSpecError> {
+        if s.ends_with(".toml") {
+            let mut file = ServicesFile::clinic();
+            file.source = s.to_string();
+            return Ok(TargetSpec::Containers(Arc::new(file)));
+        }
+        s.parse()
+    }
+}
+
 impl fmt::Display for TargetSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -141,6 +158,8 @@ pub struct Target {
     /// Tags for cases on a shared service: random per process, then counting,
     /// so no two cases (of this run or another) send the same canaries.
     next_tag: Arc<AtomicU32>,
+    /// How large a response body may be (over a cap is a target failure).
+    limits: BodyLimits,
 }
 
 /// A started containers environment and its API's URL.
@@ -183,6 +202,7 @@ pub struct CaseTarget {
     tag: CaseTag,
     client: reqwest::Client,
     binding: Arc<Binding>,
+    limits: BodyLimits,
     embedded: Option<clinic::RunningClinic>,
     shared: bool,
 }
@@ -201,6 +221,7 @@ impl Target {
             binding: Arc::new(Binding::clinic()),
             started: Arc::new(OnceCell::new()),
             next_tag: Arc::new(AtomicU32::new(hasher.finish() as u32)),
+            limits: BodyLimits::default(),
         }
     }
 
@@ -213,6 +234,12 @@ impl Target {
     /// The binding the target is driven through.
     pub fn binding(&self) -> &Arc<Binding> {
         &self.binding
+    }
+
+    /// The same target, reading response bodies under `limits`.
+    pub fn with_body_limits(mut self, limits: BodyLimits) -> Target {
+        self.limits = limits;
+        self
     }
 
     /// The spec this target was made from.
@@ -323,6 +350,7 @@ impl Target {
                     tag: CaseTag::default(),
                     client: self.client.clone(),
                     binding: self.binding.clone(),
+                    limits: self.limits,
                     embedded: Some(running),
                     shared: false,
                 })
@@ -332,6 +360,7 @@ impl Target {
                 tag: self.fresh_tag(),
                 client: self.client.clone(),
                 binding: self.binding.clone(),
+                limits: self.limits,
                 embedded: None,
                 shared: true,
             }),
@@ -345,6 +374,7 @@ impl Target {
                     tag: self.fresh_tag(),
                     client: self.client.clone(),
                     binding: self.binding.clone(),
+                    limits: self.limits,
                     embedded: None,
                     shared: true,
                 })
@@ -381,7 +411,9 @@ impl CaseTarget {
             client: self.client.clone(),
             base: self.base.clone(),
         };
-        BindingDriver::new(self.binding.clone(), transport, book).with_tag(self.tag)
+        BindingDriver::new(self.binding.clone(), transport, book)
+            .with_tag(self.tag)
+            .with_limits(self.limits)
     }
 
     /// Stop an embedded clinic and wait for it; a no-op for a shared target.

@@ -143,10 +143,18 @@ impl ServicesFile {
     /// Read and validate a target file.
     pub fn read(path: &Path) -> Result<ServicesFile, ServicesError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ServicesError {
+        // A target file is a few hundred bytes; the bound keeps a hostile
+        // path (a device, a huge file) from being read whole.
+        let bytes =
+            crate::scenario::read_bounded(path, 1024 * 1024).map_err(|e| ServicesError {
+                file: file.clone(),
+                field: "file".into(),
+                problem: format!("cannot read: {e}"),
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| ServicesError {
             file: file.clone(),
             field: "file".into(),
-            problem: format!("cannot read: {e}"),
+            problem: "cannot read: not UTF-8 text".into(),
         })?;
         ServicesFile::parse(&file, &text)
     }

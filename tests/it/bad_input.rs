@@ -168,3 +168,88 @@ fn a_target_that_answers_garbage_is_unknown_never_pass() {
     assert!(text.contains("UNKNOWN: the target failed"), "{text}");
     assert!(text.contains("malformed"), "{text}");
 }
+
+/// Goal: a scenario file cannot make the harness allocate by alias value or
+/// read without end (issue 11 item 1). Method: huge aliases, `/dev/zero` as a
+/// scenario and as a fuzz artifact; each is a one-line exit 2, at once.
+#[test]
+fn hostile_files_are_bounded_usage_errors() {
+    for alias in ["P4294967295", "P20000000", "P99999999999999999999"] {
+        let file = scenario_file(&format!(
+            "format = 1\ntarget = \"embedded\"\nexpect = \"pass\"\nsteps = [\"{alias} register\"]\n"
+        ));
+        let out = chaperone(&["replay", file.path().to_str().unwrap()]);
+        one_line_error(&out, 2, &format!("alias {alias} is over the limit"));
+    }
+    let out = chaperone(&["replay", "/dev/zero"]);
+    one_line_error(&out, 2, "larger than the 1048576-byte limit");
+    let out = chaperone(&["import-fuzz", "/dev/zero"]);
+    one_line_error(&out, 2, "larger than the 1048576-byte limit");
+}
+
+/// Goal: no panic on a tiny rate (issue 11 item 10). Method: `--rate 1e-300`
+/// is a usage error, like `--rate 0`.
+#[test]
+fn a_vanishing_soak_rate_is_a_usage_error() {
+    for rate in ["1e-300", "0", "-1", "NaN", "1e300"] {
+        let flag = format!("--rate={rate}");
+        let out = chaperone(&["soak", &flag, "--ops-max", "1"]);
+        one_line_error(&out, 2, "--rate must be between");
+    }
+}
+
+/// Goal: a closed stdout (`chaperone faults | head -1`) ends quietly with the
+/// verdict's exit code (issue 11 item 10). Method: stdout is a pipe whose
+/// reading end is already closed, so every write fails.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaperone"))
+        .arg("faults")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Goal: clean-up scripts are scoped (issue 11 item 6): without a job or
+/// run id, `ci/cleanup.sh` refuses (exit 2) instead of removing every run's
+/// containers, which on a shared Docker host kills parallel CI jobs; an id
+/// that is not a plain word is refused too. Method: both exit 2 before
+/// calling docker.
+#[test]
+fn ci_cleanup_refuses_to_remove_other_runs() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/cleanup.sh");
+    for args in [&[][..], &["a;touch /tmp/x"][..], &["$(id)"][..]] {
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+    }
+}
+
+/// Goal: a soak report directory is never a mix of two runs (issue 11 item
+/// 10). Method: a directory holding an earlier file is refused, exit 2, and
+/// the file is left as it was.
+#[test]
+fn a_soak_refuses_a_report_directory_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let earlier = dir.path().join("journal.jsonl");
+    std::fs::write(&earlier, "earlier run\n").unwrap();
+    let out = chaperone(&[
+        "soak",
+        "--ops-max",
+        "10",
+        "--report",
+        dir.path().to_str().unwrap(),
+    ]);
+    one_line_error(&out, 2, "it is not empty");
+    assert_eq!(std::fs::read_to_string(&earlier).unwrap(), "earlier run\n");
+}

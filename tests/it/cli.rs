@@ -43,7 +43,10 @@ fn run_writes_a_scenario_that_replay_reproduces() {
     );
     assert!(text.contains("VIOLATION of"), "{text}");
     let file = dir.path().join("recording-idor-seed-1.toml");
-    let replay_line = format!("Replay it: chaperone replay {}", file.display());
+    let replay_line = format!(
+        "Replay it: cargo run --release -- replay {}",
+        file.display()
+    );
     assert!(text.contains(&replay_line), "{text}");
 
     let replay = chaperone(&["replay", file.to_str().unwrap(), "--repeat", "3"]);
@@ -158,9 +161,22 @@ fn url_target_finds_a_leak_in_a_running_clinic() {
         scenario.contains(&format!("target = \"{url}\"")),
         "{scenario}"
     );
-    // The scenario replays against the same running clinic, which still holds
-    // everything the earlier cases left behind.
-    let replay = chaperone(&["replay", file.to_str().unwrap(), "--repeat", "2"]);
+    // The recorded target is information only (issue 11 item 5): the replay
+    // command the run printed names the target, and replaying against the
+    // same running clinic, which still holds everything the earlier cases
+    // left behind, reproduces.
+    assert!(
+        text.contains(&format!("replay {} --target {url}", file.display())),
+        "{text}"
+    );
+    let replay = chaperone(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--target",
+        &url,
+        "--repeat",
+        "2",
+    ]);
     assert!(
         stdout(&replay).contains("REPRODUCED 2/2"),
         "{}",
@@ -244,4 +260,100 @@ fn the_gate_on_the_embedded_clinic_reports_a_planted_fault() {
         xml.contains("<skipped message=\"the time budget ran out"),
         "{xml}"
     );
+}
+
+/// Goal: replay's verdict line, other-violations line and exit code agree
+/// (issue 11 item 9): a run that violates another clause than the recorded
+/// one is never `FIXED` with exit 1. Method: the recording-idor scenario,
+/// relabelled as an erasure finding, still leaks (refusal) on replay.
+#[test]
+fn replay_never_says_fixed_with_a_violation() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/recording-idor.toml"
+    ))
+    .unwrap()
+    .replace("clause = \"refusal\"", "clause = \"erasure\"");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("relabelled.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = chaperone(&["replay", file.to_str().unwrap(), "--repeat", "2"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("FIXED"), "{text}");
+    assert!(text.contains("OTHER VIOLATION 2/2: "), "{text}");
+    assert!(
+        text.contains("(the scenario records erasure, reproduced 0/2)"),
+        "{text}"
+    );
+}
+
+/// Goal: clap errors keep their meaning (issue 11, newcomer friction): a
+/// missing command or argument shows the usage on one line, not the first
+/// line of the about text. Method: `chaperone`, `chaperone images`,
+/// `chaperone replay`.
+#[test]
+fn usage_errors_show_the_usage() {
+    for (args, needle) in [
+        (&[][..], "Usage: chaperone <COMMAND>; commands: run, replay"),
+        (
+            &["images"][..],
+            "Usage: chaperone images <COMMAND>; commands: build",
+        ),
+        (&["replay"][..], "<FILE> (Usage: chaperone replay <FILE>"),
+    ] {
+        let out = chaperone(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("Hunts cross-patient"), "{err}");
+    }
+}
+
+/// Goal: a run without a finding leaves no empty output directory, a pass
+/// says what to try next, and the race only soak can see is named
+/// (newcomer friction). Method: clean and upgrade-shared-slot runs into a
+/// directory that does not exist yet.
+#[test]
+fn a_pass_leaves_no_empty_directory_and_says_what_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("found");
+    let out_arg = out_dir.to_str().unwrap();
+    let clean = chaperone(&["run", "--seed", "1", "--cases", "200", "--out", out_arg]);
+    let text = stdout(&clean);
+    assert_eq!(clean.status.code(), Some(0), "{text}");
+    assert!(!out_dir.exists(), "an empty {out_arg} was created");
+    assert!(
+        text.contains("Next: plant the 2020 incident and watch it found: `cargo run --release -- run --fault upgrade-latest-call`"),
+        "{text}"
+    );
+    let race = chaperone(&[
+        "run",
+        "--fault",
+        "upgrade-shared-slot",
+        "--seed",
+        "1",
+        "--cases",
+        "200",
+        "--out",
+        out_arg,
+    ]);
+    let text = stdout(&race);
+    assert_eq!(race.status.code(), Some(0), "{text}");
+    assert!(text.contains("soak --fault upgrade-shared-slot"), "{text}");
+    let lonely = chaperone(&[
+        "run",
+        "--patients-max",
+        "1",
+        "--seed",
+        "1",
+        "--cases",
+        "50",
+        "--out",
+        out_arg,
+    ]);
+    let text = stdout(&lonely);
+    assert_eq!(lonely.status.code(), Some(3), "{text}");
+    assert!(text.contains("raise --patients-max to 2 or more"), "{text}");
 }

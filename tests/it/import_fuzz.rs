@@ -53,7 +53,10 @@ fn a_flows_crash_imports_to_a_scenario_that_replays_to_its_violation() {
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(text.contains("VIOLATION of ownership"), "{text}");
     assert!(
-        text.contains(&format!("Replay it: chaperone replay {}", file.display())),
+        text.contains(&format!(
+            "Replay it: cargo run --release -- replay {}",
+            file.display()
+        )),
         "{text}"
     );
     let written = std::fs::read_to_string(&file).unwrap();

@@ -4,13 +4,17 @@
 //! results are deterministic; nothing here depends on wall-clock speed.
 
 mod bad_input;
+mod bindings;
 mod cli;
 mod containers;
 mod detection;
 mod fhir;
+mod hostile;
+mod hostile_target;
 mod import_fuzz;
 mod scenarios;
 mod soak;
+mod tinyhealth;
 
 use std::sync::Arc;
 

@@ -278,3 +278,89 @@ fn soak_refuses_bad_input_with_exit_code_2() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// Goal: findings are triaged (issue 11 item 8): one bug seen many times is
+/// one distinct finding with a count, in the outcome and in JUnit, whose
+/// messages are never empty. Method: a soak against `recording-idor`, whose
+/// probes leak on most tries.
+#[test]
+fn a_bug_found_many_times_is_one_distinct_finding_with_a_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = run(&[Fault::RecordingIdor], &bounded(dir.path(), 16, 3_000));
+    assert_eq!(outcome.verdict(), Verdict::Violation);
+    let total: u64 = outcome.distinct.iter().map(|d| d.count).sum();
+    assert_eq!(total, outcome.violations, "every violation is counted once");
+    assert!(
+        outcome.violations > 2 * outcome.distinct.len() as u64,
+        "{} violations in {} distinct findings",
+        outcome.violations,
+        outcome.distinct.len()
+    );
+    let junit = report::soak::junit(&outcome).unwrap();
+    assert!(!junit.contains("message=\"\""), "{junit}");
+    for d in &outcome.distinct {
+        assert!(
+            junit.contains(&format!("finding.{}", d.signature)),
+            "{junit}"
+        );
+    }
+}
+
+/// Goal: the soak's memory follows its live patients, not its length
+/// (issue 11 item 7). Method: a clean soak of 8 patients living 10 steps each
+/// over 3,000 operations, forgetting retired patients' recordings at once:
+/// the recording ids still held at the end are at most the live patients'
+/// (8 × 10), while far more were created.
+#[test]
+fn a_soak_forgets_retired_patients_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SoakConfig {
+        steps_per_patient_max: 10,
+        forget_after: Duration::ZERO,
+        ..bounded(dir.path(), 8, 3_000)
+    };
+    let outcome = run(&[], &config);
+    assert_eq!(outcome.violations, 0);
+    assert!(
+        outcome.recordings_held <= 8 * 10,
+        "{} recording ids held",
+        outcome.recordings_held
+    );
+    assert!(
+        outcome.recordings_created > 4 * 8 * 10,
+        "only {} recordings created",
+        outcome.recordings_created
+    );
+}
+
+/// Goal: a soak states how often each finding's scenario reproduces (issue
+/// 11 item 9). Method: a CLI soak against `recording-idor`; its summary and
+/// `report.md` give a measured `reproduced n/N` for the scenario.
+#[test]
+fn a_soak_measures_how_often_its_scenarios_reproduce() {
+    let dir = tempfile::tempdir().unwrap();
+    let report_dir = dir.path().join("report");
+    let out = Command::new(env!("CARGO_BIN_EXE_chaperone"))
+        .args([
+            "soak",
+            "--fault",
+            "recording-idor",
+            "--patients",
+            "8",
+            "--ops-max",
+            "1500",
+            "--seed",
+            "1",
+            "--quiet",
+            "--report",
+        ])
+        .arg(&report_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(" on replay"), "{text}");
+    assert!(text.contains("; reproduced "), "{text}");
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    assert!(md.contains("| reproduced on replay |"), "{md}");
+}

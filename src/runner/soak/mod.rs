@@ -71,6 +71,12 @@ pub struct SoakConfig {
     pub scenarios_max: usize,
     /// Most findings kept in memory for the report (the journal keeps all).
     pub findings_kept_max: usize,
+    /// How long after its owner retired a recording's id is kept (longer
+    /// than any step in flight); then it leaves memory.
+    pub forget_after: Duration,
+    /// Accept a service on which patients never see their own finished
+    /// recordings (a pass with completeness warnings instead of unknown).
+    pub accept_incomplete: bool,
 }
 
 impl Default for SoakConfig {
@@ -86,6 +92,8 @@ impl Default for SoakConfig {
             steps_per_patient_max: 40,
             scenarios_max: 10,
             findings_kept_max: 200,
+            forget_after: Duration::from_secs(60),
+            accept_incomplete: false,
         }
     }
 }
@@ -136,6 +144,28 @@ pub struct FindingRecord {
     pub scenario: Option<PathBuf>,
     /// Who sent what, when (scenario aliases), when a scenario was built.
     pub history: Vec<String>,
+}
+
+/// Every violation with one signature (clause, kind of finding, the action
+/// it was seen at): one bug found 2,581 times is one distinct finding with a
+/// count, not 2,581 lines.
+#[derive(Debug, Clone)]
+pub struct DistinctFinding {
+    /// `ownership foreign at view-history`.
+    pub signature: String,
+    /// The clause violated.
+    pub clause: Clause,
+    /// How many violations had this signature.
+    pub count: u64,
+    /// The first one, in prose (aliases only).
+    pub first: String,
+    /// When the first one was found, in milliseconds since the start.
+    pub first_at_ms: u64,
+    /// The first scenario file written for this signature, if any.
+    pub scenario: Option<PathBuf>,
+    /// How many of the replays of `scenario` reproduced it, out of how many
+    /// reached a verdict (measured after the soak, on the same target).
+    pub reproduced: Option<(usize, usize)>,
 }
 
 /// Latency percentiles of one action, in milliseconds.
@@ -196,6 +226,15 @@ pub struct SoakOutcome {
     pub throughput: Vec<(f64, f64)>,
     /// The first findings (see `config.findings_kept_max`).
     pub findings: Vec<FindingRecord>,
+    /// Every distinct finding with its count, most frequent first.
+    pub distinct: Vec<DistinctFinding>,
+    /// How often a patient was shown one of its own finished recordings.
+    pub own_seen: u64,
+    /// Recordings created over the whole soak.
+    pub recordings_created: u64,
+    /// Recording ids still held at the end: about the live patients' own,
+    /// not the run's total (retired patients' are forgotten).
+    pub recordings_held: usize,
     /// The journal file.
     pub journal: PathBuf,
     /// Peak resident memory of this process in KiB (Linux `VmHWM`; includes
@@ -240,6 +279,13 @@ impl SoakOutcome {
                 never.join(", ")
             ));
         }
+        if self.own_seen == 0 && self.warnings > 0 && !self.config.accept_incomplete {
+            return Verdict::Unknown(format!(
+                "patients never saw their own finished recordings ({} completeness warnings): the service shows too \
+                 little to judge; pass --accept-incomplete to accept it",
+                self.warnings
+            ));
+        }
         if self.upgrade_then_history == 0 {
             return Verdict::Unknown(
                 "too little of the model was exercised: no patient viewed their history after upgrading a call mid-call"
@@ -276,6 +322,38 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Owned {
     owner: PatientId,
     erased: bool,
+    /// Its owner's life is over: nobody chooses it for a probe any more.
+    retired: bool,
+    /// Its id has left the book; once every older recording's has too, it
+    /// leaves memory.
+    forgotten: bool,
+}
+
+/// The recordings of a soak by alias, oldest first; retired ones at the
+/// front are dropped, so memory follows the live patients, not the run's
+/// length. Alias `R(base + i + 1)` is `list[i]`.
+#[derive(Debug, Default)]
+struct Owners {
+    base: u32,
+    list: std::collections::VecDeque<Owned>,
+}
+
+impl Owners {
+    fn get(&self, recording: RecordingId) -> Option<&Owned> {
+        let index = recording.0.checked_sub(self.base)?.checked_sub(1)?;
+        self.list.get(usize::try_from(index).ok()?)
+    }
+
+    fn get_mut(&mut self, recording: RecordingId) -> Option<&mut Owned> {
+        let index = recording.0.checked_sub(self.base)?.checked_sub(1)?;
+        self.list.get_mut(usize::try_from(index).ok()?)
+    }
+
+    /// The alias range still held: `first..=last`, if any.
+    fn held(&self) -> Option<(u32, u32)> {
+        let len = u32::try_from(self.list.len()).ok()?;
+        (len > 0).then(|| (self.base + 1, self.base + len))
+    }
 }
 
 /// A history view's unknown id, waiting for the requests in flight with it.
@@ -298,12 +376,13 @@ struct Stats {
     coverage: [u64; ACTIONS.len()],
     upgrade_then_history: u64,
     warnings: u64,
+    own_seen: u64,
     by_clause: BTreeMap<Clause, u64>,
     first_errors: Vec<String>,
     throughput: Vec<(f64, f64)>,
     findings: Vec<FindingRecord>,
     scenarios: usize,
-    signatures: BTreeSet<String>,
+    distinct: BTreeMap<String, DistinctFinding>,
     lines: Vec<String>,
 }
 
@@ -318,7 +397,9 @@ struct Shared {
     canaries: Canaries,
     book: RecordingBook,
     aliases: Aliases,
-    owners: Mutex<Vec<Owned>>,
+    owners: Mutex<Owners>,
+    /// Retired patients' recordings waiting `config.forget_after` to be forgotten.
+    graveyard: Mutex<std::collections::VecDeque<(Instant, Vec<RecordingId>)>>,
     next_patient: AtomicU32,
     start: Instant,
     stop: AtomicBool,
@@ -342,16 +423,64 @@ impl Shared {
 
     fn new_recording(&self, owner: PatientId) -> RecordingId {
         let mut owners = lock(&self.owners);
-        owners.push(Owned {
+        owners.list.push_back(Owned {
             owner,
             erased: false,
+            retired: false,
+            forgotten: false,
         });
-        RecordingId(u32::try_from(owners.len()).unwrap_or(u32::MAX))
+        let len = u32::try_from(owners.list.len()).unwrap_or(u32::MAX);
+        RecordingId(owners.base.saturating_add(len))
     }
 
     fn owner(&self, recording: RecordingId) -> Option<Owned> {
-        let index = usize::try_from(recording.0).ok()?.checked_sub(1)?;
-        lock(&self.owners).get(index).copied()
+        lock(&self.owners).get(recording).copied()
+    }
+
+    /// A patient's life is over: its recordings are no longer chosen for
+    /// probes at once, and after `config.forget_after` (longer than any step in
+    /// flight, which may have chosen one just before) the book forgets their
+    /// ids (a later sighting by anyone else is a phantom, still an ownership
+    /// violation) and retired recordings at the front leave memory.
+    fn retire(&self, recordings: &[RecordingId]) {
+        {
+            let mut owners = lock(&self.owners);
+            for recording in recordings {
+                if let Some(owned) = owners.get_mut(*recording) {
+                    owned.retired = true;
+                }
+            }
+        }
+        let due: Vec<Vec<RecordingId>> = {
+            let mut graveyard = lock(&self.graveyard);
+            graveyard.push_back((Instant::now(), recordings.to_vec()));
+            let mut due = Vec::new();
+            while graveyard
+                .front()
+                .is_some_and(|(at, _)| at.elapsed() >= self.config.forget_after)
+            {
+                if let Some((_, batch)) = graveyard.pop_front() {
+                    due.push(batch);
+                }
+            }
+            due
+        };
+        if due.is_empty() {
+            return;
+        }
+        let mut owners = lock(&self.owners);
+        for batch in &due {
+            self.book.forget(batch);
+            for recording in batch {
+                if let Some(owned) = owners.get_mut(*recording) {
+                    owned.forgotten = true;
+                }
+            }
+        }
+        while owners.list.front().is_some_and(|o| o.forgotten) {
+            owners.list.pop_front();
+            owners.base += 1;
+        }
     }
 
     fn probe_target(
@@ -359,14 +488,15 @@ impl Shared {
         rng: &mut rand_chacha::ChaCha8Rng,
         me: PatientId,
     ) -> Option<RecordingId> {
-        let count = lock(&self.owners).len();
-        if count == 0 {
-            return None;
-        }
+        let (first, last) = lock(&self.owners).held()?;
         // A few tries: most recordings are someone else's and already created.
         for _ in 0..4 {
-            let alias = RecordingId(u32::try_from(rng.random_range(1..=count)).ok()?);
-            if self.owner(alias).is_some_and(|o| o.owner != me) && self.book.knows(alias) {
+            let alias = RecordingId(rng.random_range(first..=last));
+            if self
+                .owner(alias)
+                .is_some_and(|o| o.owner != me && !o.retired)
+                && self.book.knows(alias)
+            {
                 return Some(alias);
             }
         }
@@ -424,7 +554,7 @@ impl Shared {
         let at_ms = self.start.elapsed().as_millis() as u64;
         self.violations.fetch_add(1, Ordering::Relaxed);
         let signature = format!(
-            "{}:{}",
+            "{} {} at {}",
             violation.clause,
             match &violation.finding {
                 Finding::Foreign { .. } => "foreign",
@@ -434,12 +564,13 @@ impl Shared {
                 Finding::ErasedVisible { .. } => "erased",
                 Finding::Missing { .. } => "missing",
                 Finding::DeadSession { .. } => "dead-session",
-            }
+            },
+            step.action()
         );
         let wants_scenario = {
             let mut stats = lock(&self.stats);
             *stats.by_clause.entry(violation.clause).or_default() += 1;
-            let fresh = stats.signatures.insert(signature);
+            let fresh = !stats.distinct.contains_key(&signature);
             (fresh || stats.scenarios < 3) && stats.scenarios < self.config.scenarios_max
         };
         let (scenario, history) = if wants_scenario {
@@ -466,14 +597,35 @@ impl Shared {
             eprintln!("error: could not append to the soak journal: {error}");
         }
         let mut stats = lock(&self.stats);
-        stats.lines.push(format!(
-            "{}: {text}{}",
-            violation.clause,
-            scenario
-                .as_ref()
-                .map(|p| format!(" (scenario {})", p.display()))
-                .unwrap_or_default()
-        ));
+        // Only a new signature is printed: one bug seen thousands of times
+        // is one line on stderr, and its count is in the summary and report.
+        let fresh = !stats.distinct.contains_key(&signature);
+        if fresh {
+            stats.lines.push(format!(
+                "{}: {text}{} (further violations like it are counted, not printed)",
+                violation.clause,
+                scenario
+                    .as_ref()
+                    .map(|p| format!(" (scenario {})", p.display()))
+                    .unwrap_or_default()
+            ));
+        }
+        let entry = stats
+            .distinct
+            .entry(signature.clone())
+            .or_insert_with(|| DistinctFinding {
+                signature,
+                clause: violation.clause,
+                count: 0,
+                first: text.clone(),
+                first_at_ms: at_ms,
+                scenario: None,
+                reproduced: None,
+            });
+        entry.count += 1;
+        if entry.scenario.is_none() {
+            entry.scenario = scenario.clone();
+        }
         if stats.findings.len() < self.config.findings_kept_max {
             stats.findings.push(FindingRecord {
                 at_ms,
@@ -587,7 +739,7 @@ impl Shared {
         let repeat = if scenario.is_concurrent() { 20 } else { 1 };
         let hint = format!("chaperone replay {} --repeat {repeat}", path.display());
         let written = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
-            .and_then(|()| std::fs::write(&path, scenario.to_toml(Some(&hint))));
+            .and_then(|()| crate::report::write_atomic(&path, scenario.to_toml(Some(&hint))));
         match written {
             Ok(()) => (Some(path), built.history),
             Err(error) => {
@@ -656,6 +808,17 @@ pub async fn soak(
         let path = path.to_path_buf();
         move |source| SoakError::Io { path, source }
     };
+    // One run per directory: a report directory holding anything already
+    // (an earlier run's journal, scenarios or report) is refused, so a
+    // report is never a mix of two runs.
+    if std::fs::read_dir(&config.report_dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(SoakError::Io {
+            path: config.report_dir.clone(),
+            source: std::io::Error::other(
+                "it is not empty (an earlier run's report?); pass --report NEW_DIR or remove it",
+            ),
+        });
+    }
     std::fs::create_dir_all(&config.report_dir).map_err(io(&config.report_dir))?;
     let journal_path = config.report_dir.join("journal.jsonl");
     let mut journal = Journal::create(&journal_path).map_err(io(&journal_path))?;
@@ -690,7 +853,8 @@ pub async fn soak(
         canaries: Canaries::any_in(case.tag()),
         book: RecordingBook::new(),
         aliases: Aliases::default(),
-        owners: Mutex::new(Vec::new()),
+        owners: Mutex::new(Owners::default()),
+        graveyard: Mutex::new(std::collections::VecDeque::new()),
         next_patient: AtomicU32::new(config.patients.max(1) + 1),
         start: Instant::now(),
         stop: AtomicBool::new(false),
@@ -709,12 +873,13 @@ pub async fn soak(
             coverage: [0; ACTIONS.len()],
             upgrade_then_history: 0,
             warnings: 0,
+            own_seen: 0,
             by_clause: BTreeMap::new(),
             first_errors: Vec::new(),
             throughput: Vec::new(),
             findings: Vec::new(),
             scenarios: 0,
-            signatures: BTreeSet::new(),
+            distinct: BTreeMap::new(),
             lines: Vec::new(),
         }),
         journal: Mutex::new(journal),
@@ -846,7 +1011,22 @@ pub async fn soak(
         latency,
         throughput: stats.throughput,
         findings: stats.findings,
+        distinct: {
+            let mut distinct: Vec<DistinctFinding> = stats.distinct.into_values().collect();
+            distinct.sort_by(|a, b| {
+                b.count
+                    .cmp(&a.count)
+                    .then_with(|| a.signature.cmp(&b.signature))
+            });
+            distinct
+        },
         journal: journal_path,
+        recordings_created: {
+            let owners = lock(&shared.owners);
+            u64::from(owners.base) + owners.list.len() as u64
+        },
+        recordings_held: shared.book.len(),
+        own_seen: stats.own_seen,
         peak_rss_kib: peak_rss_kib(),
     };
     let mut journal = shared
@@ -870,6 +1050,9 @@ async fn case_close(case: CaseTarget) {
     case.close().await;
 }
 
+/// How long a slot waits before a fresh patient replaces one that failed.
+const SLOT_REFILL_PAUSE: Duration = Duration::from_millis(100);
+
 /// One patient slot: patients one after another, each for a bounded life.
 async fn patient_slot(shared: &Shared, case: &CaseTarget, slot: usize) {
     let config = &shared.config;
@@ -877,8 +1060,15 @@ async fn patient_slot(shared: &Shared, case: &CaseTarget, slot: usize) {
     loop {
         let alive = live(shared, case, slot, patient).await;
         lock(&shared.logs[slot]).retire();
-        if !alive || shared.stop.load(Ordering::Relaxed) {
+        if shared.stop.load(Ordering::Relaxed) {
             return;
+        }
+        if !alive {
+            // A patient whose step failed or diverged is done (its state is
+            // no longer known), but the slot is not: a fresh patient takes
+            // it, so the soak keeps its concurrency. The pause keeps a dead
+            // target from being hammered by a hot loop of registrations.
+            tokio::time::sleep(SLOT_REFILL_PAUSE).await;
         }
         patient = PatientId(shared.next_patient.fetch_add(1, Ordering::Relaxed));
         if config.steps_per_patient_max == 0 {
@@ -891,6 +1081,20 @@ async fn patient_slot(shared: &Shared, case: &CaseTarget, slot: usize) {
 /// target failure or divergence: the patient's state is no longer known, and
 /// the failure is already counted).
 async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientId) -> bool {
+    let mut mine = Vec::new();
+    let alive = live_recording(shared, case, slot, patient, &mut mine).await;
+    shared.retire(&mine);
+    alive
+}
+
+/// [`live`], noting in `mine` every recording alias the patient was given.
+async fn live_recording(
+    shared: &Shared,
+    case: &CaseTarget,
+    slot: usize,
+    patient: PatientId,
+    mine: &mut Vec<RecordingId>,
+) -> bool {
     let config = &shared.config;
     let mut walker = Walker::new(patient, config.seed, case.binding().caps);
     let mut driver = case.driver_sharing(shared.book.clone());
@@ -913,7 +1117,11 @@ async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientI
         let step = walker.choose(
             config.mix,
             &shared.aliases,
-            || shared.new_recording(patient),
+            || {
+                let recording = shared.new_recording(patient);
+                mine.push(recording);
+                recording
+            },
             |rng| shared.probe_target(rng, patient),
         );
         let request = shared.next_request.fetch_add(1, Ordering::Relaxed);
@@ -955,6 +1163,12 @@ async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientI
             event.ok = accepted;
         }
         let before = shared.view(&walker.state, &step, &observation);
+        if !before.precondition(&step) {
+            // Only a probe whose recording was forgotten while the step was
+            // in flight (a process stalled past `forget_after`) lands here:
+            // there is nothing left to judge it against.
+            continue;
+        }
         let after = before.clone().apply(&step);
         let judgement = oracle::check(
             &shared.canaries,
@@ -990,6 +1204,7 @@ async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientI
         {
             let mut stats = lock(&shared.stats);
             stats.warnings += judgement.warnings.len() as u64;
+            stats.own_seen += super::execute::own_finished_seen(&after, &step, &observation);
             if accepted {
                 stats.coverage[step.action_index()] += 1;
                 if matches!(step, Step::View { .. }) && walker.upgraded_unviewed {
@@ -1008,8 +1223,7 @@ async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientI
         match step {
             Step::Upgrade { .. } => walker.upgraded_unviewed = true,
             Step::Erase { recording, .. } => {
-                let index = recording.0 as usize - 1;
-                if let Some(owned) = lock(&shared.owners).get_mut(index) {
+                if let Some(owned) = lock(&shared.owners).get_mut(recording) {
                     owned.erased = true;
                 }
             }
