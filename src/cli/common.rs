@@ -288,12 +288,18 @@ pub(super) fn invocation() -> &'static str {
 
 /// The command that replays the scenario at `shown` against `spec` (the
 /// target is named unless it is the embedded default: a scenario file never
-/// chooses its target).
-pub(super) fn replay_command(shown: &str, spec: &TargetSpec) -> String {
-    match spec {
+/// chooses its target), through `binding` when the run was given one with
+/// `--binding` (replay does not look a binding up by the name the scenario
+/// records).
+pub(super) fn replay_command(shown: &str, spec: &TargetSpec, binding: Option<&Path>) -> String {
+    let mut command = match spec {
         TargetSpec::Embedded => format!("{} replay {shown}", invocation()),
         _ => format!("{} replay {shown} --target {spec}", invocation()),
+    };
+    if let Some(file) = binding {
+        command.push_str(&format!(" --binding {}", file.display()));
     }
+    command
 }
 
 pub(super) fn write_file(path: &Path, text: &str) -> Result<(), Failure> {

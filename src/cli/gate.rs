@@ -204,7 +204,8 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
         };
         let path = args.out.join(scenario_file_name(&spec, &faults, seed.seed));
         let shown = path.display().to_string();
-        let replay_command = super::common::replay_command(&shown, &spec);
+        let replay_command =
+            super::common::replay_command(&shown, &spec, args.target.binding.as_deref());
         write_file(&path, &scenario.to_toml(Some(&replay_command)))?;
         outln!();
         out!(

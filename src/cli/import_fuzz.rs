@@ -70,7 +70,7 @@ pub(super) fn import_fuzz(args: ImportFuzzArgs) -> Result<u8, Failure> {
     })?;
     drop(rt);
     let shown = path.display().to_string();
-    let replay_command = super::common::replay_command(&shown, &TargetSpec::Embedded);
+    let replay_command = super::common::replay_command(&shown, &TargetSpec::Embedded, None);
     write_file(&path, &imported.scenario.to_toml(Some(&replay_command)))?;
     outln!(
         "decoded {} steps up to the violation; shrunk to {} in {} runs",

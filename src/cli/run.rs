@@ -115,7 +115,8 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
             .out
             .join(scenario_file_name(&spec, &faults, config.seed));
         let shown = path.display().to_string();
-        let replay_command = super::common::replay_command(&shown, &spec);
+        let replay_command =
+            super::common::replay_command(&shown, &spec, args.target.binding.as_deref());
         // The finding is printed whatever happens to the file: it is never lost.
         match write_file(&path, &scenario.to_toml(Some(&replay_command))) {
             Ok(()) => {

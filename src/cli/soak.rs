@@ -286,7 +286,11 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
             outln!(
                 "  scenario: {} (replay: {}{rate})",
                 path.display(),
-                super::common::replay_command(&path.display().to_string(), &spec) + " --repeat 20"
+                super::common::replay_command(
+                    &path.display().to_string(),
+                    &spec,
+                    args.target.binding.as_deref()
+                ) + " --repeat 20"
             );
         }
     }

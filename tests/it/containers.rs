@@ -5,7 +5,8 @@
 //! clean clinic passes, findings replay on a fresh clinic whatever earlier
 //! cases left behind, a dead media service is unknown (exit 3) and never a
 //! pass, Ctrl-C removes everything, a target file is honoured, and the gate
-//! runs end to end. Every test checks that its run left no container or
+//! runs end to end. Through the FHIR binding, `binding check` passes and the
+//! two FHIR-only faults are found. Every test checks that its run left no container or
 //! network behind.
 //!
 //! Method: these tests run whenever a Docker engine answers; with `CI` set they
@@ -241,12 +242,17 @@ fn expected_clause(fault: Fault) -> Clause {
 /// and the minimal scenario replays to the same clause on a fresh embedded
 /// clinic: nothing an earlier case left in the containers is needed.
 fn detects(fault: Fault) {
+    detects_through(&clinic_binding(), fault);
+}
+
+/// As `detects`, through `binding`.
+fn detects_through(binding: &std::sync::Arc<chaperone::binding::Binding>, fault: Fault) {
     if !engine() {
         return;
     }
     let clause = expected_clause(fault);
     let rt = runtime();
-    let target = containers_target(&[fault]);
+    let target = containers_target(&[fault]).with_binding(binding.clone());
     rt.block_on(target.ready()).expect("containers start");
     let id = run_id(&target);
     let mut found = None;
@@ -274,7 +280,7 @@ fn detects(fault: Fault) {
     assert_nothing_left(&id);
     let (seed, finding) =
         found.unwrap_or_else(|| panic!("{fault}: no {clause} violation for seeds 1..=3"));
-    let replayed = run_steps(&[fault], &finding.steps);
+    let replayed = run_steps_through(binding, &[fault], &finding.steps);
     assert!(
         clauses(&replayed).contains(&clause),
         "{fault} seed {seed}: found against containers but replays on a fresh clinic as {:?}",
@@ -320,6 +326,47 @@ fn containers_detect_erasure_leaves_media() {
 #[test]
 fn containers_detect_media_misroute() {
     detects(Fault::MediaMisroute);
+}
+
+#[test]
+fn containers_detect_fhir_subject_unchecked_through_the_fhir_binding() {
+    detects_through(&fhir_binding(), Fault::FhirSubjectUnchecked);
+}
+
+#[test]
+fn containers_detect_fhir_next_link_unscoped_through_the_fhir_binding() {
+    detects_through(&fhir_binding(), Fault::FhirNextLinkUnscoped);
+}
+
+#[test]
+fn binding_check_of_the_fhir_binding_passes_against_containers() {
+    // Goal: `chaperone binding check bindings/clinic-fhir.toml --target
+    // containers` drives every bound action of the FHIR shape against the
+    // clinic as two containers, exits 0 and leaves nothing behind.
+    if !engine() {
+        return;
+    }
+    let binding = concat!(env!("CARGO_MANIFEST_DIR"), "/bindings/clinic-fhir.toml");
+    let child = Command::new(env!("CARGO_BIN_EXE_chaperone"))
+        .args(["binding", "check", binding, "--target", "containers"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn binding check");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("binding check");
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(text.contains("binding `clinic-fhir`"), "{text}");
+    assert!(
+        text.contains("the binding drives the service: every bound action worked"),
+        "{text}"
+    );
+    assert!(!text.contains('✗'), "{text}");
+    // One ✓ line at least per sequential action the binding declares.
+    assert!(text.matches('✓').count() >= 8, "{text}");
+    assert_nothing_left_by(pid);
 }
 
 #[test]

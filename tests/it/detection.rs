@@ -17,7 +17,8 @@ use super::*;
 const SEEDS: [u64; 3] = [1, 2, 3];
 const CASES: u32 = 512;
 
-fn expected_clause(fault: Fault) -> Clause {
+/// The clause a fault's leak violates first.
+pub fn expected_clause(fault: Fault) -> Clause {
     match fault {
         Fault::RecordingIdor => Clause::Refusal,
         Fault::ErasureLeavesMedia => Clause::Erasure,
@@ -27,12 +28,27 @@ fn expected_clause(fault: Fault) -> Clause {
 }
 
 fn detects(fault: Fault) {
+    detects_through(&clinic_binding(), fault, &SEEDS, CASES, "");
+}
+
+/// `check` through `binding` with `fault` planted finds a violation of the
+/// fault's clause with every seed in `seeds` (within `cases` cases); the
+/// written scenario reads back, replays to the same clause and passes on a
+/// clean clinic. The first seed's minimal scenario and explanation are
+/// snapshot as `{prefix}minimal-{fault}` and `{prefix}explain-{fault}`.
+pub fn detects_through(
+    binding: &std::sync::Arc<chaperone::binding::Binding>,
+    fault: Fault,
+    seeds: &[u64],
+    cases: u32,
+    prefix: &str,
+) {
     let clause = expected_clause(fault);
-    for seed in SEEDS {
-        let report = check(&[fault], seed, CASES);
+    for &seed in seeds {
+        let report = check_through(binding, &[fault], seed, cases);
         let finding = report.finding.as_ref().unwrap_or_else(|| {
             panic!(
-                "{fault} seed {seed}: no finding in {CASES} cases: {:?}",
+                "{fault} seed {seed}: no finding in {cases} cases: {:?}",
                 report.verdict()
             )
         });
@@ -49,7 +65,7 @@ fn detects(fault: Fault) {
         let scenario = Scenario {
             description: None,
             target: TargetSpec::Embedded,
-            binding: "clinic".to_string(),
+            binding: binding.name.clone(),
             faults,
             seed: Some(seed),
             expect: Expect::Violation(clause),
@@ -59,29 +75,29 @@ fn detects(fault: Fault) {
         let text = scenario.to_toml(None);
         let read = parse(&text);
         assert_eq!(read, scenario);
-        let replayed = run_steps(&[fault], &read.steps);
+        let replayed = run_steps_through(binding, &[fault], &read.steps);
         assert!(
             clauses(&replayed).contains(&clause),
             "{fault} seed {seed}: replay gave {:?}",
             replayed.end
         );
         // Without the fault the same steps pass: the finding is the fault's.
-        let clean = run_steps(&[], &read.steps);
+        let clean = run_steps_through(binding, &[], &read.steps);
         assert_eq!(
             clean.end,
             chaperone::runner::CaseEnd::Passed,
             "{fault} seed {seed} on a clean clinic"
         );
 
-        if seed == SEEDS[0] {
+        if seed == seeds[0] {
             let explanation = console::explain(
                 &finding.steps,
                 &finding.violations,
                 Some(finding.original_len),
             );
             snapshot_settings().bind(|| {
-                insta::assert_snapshot!(format!("minimal-{fault}"), text);
-                insta::assert_snapshot!(format!("explain-{fault}"), explanation);
+                insta::assert_snapshot!(format!("{prefix}minimal-{fault}"), text);
+                insta::assert_snapshot!(format!("{prefix}explain-{fault}"), explanation);
             });
         }
     }

@@ -8,6 +8,7 @@ mod bindings;
 mod cli;
 mod containers;
 mod detection;
+mod fhir;
 mod hostile;
 mod hostile_target;
 mod import_fuzz;
@@ -15,6 +16,9 @@ mod scenarios;
 mod soak;
 mod tinyhealth;
 
+use std::sync::Arc;
+
+use chaperone::binding::Binding;
 use chaperone::model::{self, Step};
 use chaperone::oracle::Clause;
 use chaperone::runner::{self, CaseRun, CheckConfig, CheckReport};
@@ -42,18 +46,53 @@ pub fn embedded(faults: &[Fault]) -> Target {
 
 /// `chaperone run` as a library call.
 pub fn check(faults: &[Fault], seed: u64, cases: u32) -> CheckReport {
+    check_through(&clinic_binding(), faults, seed, cases)
+}
+
+/// `chaperone run --binding FILE` as a library call.
+pub fn check_through(
+    binding: &Arc<Binding>,
+    faults: &[Fault],
+    seed: u64,
+    cases: u32,
+) -> CheckReport {
     let config = CheckConfig {
         seed,
         cases,
         ..CheckConfig::default()
     };
-    runtime().block_on(runner::check(&embedded(faults), &config, &mut ()))
+    let target = embedded(faults).with_binding(binding.clone());
+    runtime().block_on(runner::check(&target, &config, &mut ()))
 }
 
 /// Run `steps` once against a fresh embedded clinic with `faults`.
 pub fn run_steps(faults: &[Fault], steps: &[Step]) -> CaseRun {
-    let limits = model::limits_for(Default::default(), steps);
-    runtime().block_on(runner::run_case(&embedded(faults), limits, steps, None))
+    run_steps_through(&clinic_binding(), faults, steps)
+}
+
+/// Run `steps` once through `binding` against a fresh embedded clinic with `faults`.
+pub fn run_steps_through(binding: &Arc<Binding>, faults: &[Fault], steps: &[Step]) -> CaseRun {
+    let limits = model::limits_for(binding.caps, steps);
+    let target = embedded(faults).with_binding(binding.clone());
+    runtime().block_on(runner::run_case(&target, limits, steps, None))
+}
+
+/// The reference clinic's `/v1` binding (the default).
+pub fn clinic_binding() -> Arc<Binding> {
+    Arc::new(Binding::clinic())
+}
+
+/// A binding file checked in under `bindings/`.
+pub fn checked_in_binding(file: &str) -> Arc<Binding> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bindings")
+        .join(file);
+    Arc::new(Binding::load(&path).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The reference clinic's FHIR R4-shaped API, `bindings/clinic-fhir.toml`.
+pub fn fhir_binding() -> Arc<Binding> {
+    checked_in_binding("clinic-fhir.toml")
 }
 
 /// The clauses a run violated.

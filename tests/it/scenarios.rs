@@ -1,5 +1,7 @@
-//! Every checked-in scenario under `scenarios/` (not `scenarios/found/`, which
-//! holds a developer's own findings) replays to its expected outcome.
+//! Every checked-in scenario under `scenarios/` and `scenarios/fhir/` (not
+//! `scenarios/found/`, which holds a developer's own findings) replays to its
+//! expected outcome, through the binding it names (`bindings/{binding}.toml`):
+//! the `/v1` ones through `clinic`, the FHIR ones through `clinic-fhir`.
 //!
 //! A concurrent scenario (steps sent together, `&`) shows a race, which the
 //! scheduler may or may not interleave on a given run. It is replayed
@@ -19,19 +21,33 @@ const RACE_REPEATS: u32 = 10;
 
 #[test]
 fn every_checked_in_scenario_meets_its_expected_outcome() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("scenarios/ exists")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<_> = [root.clone(), root.join("fhir")]
+        .iter()
+        .flat_map(|dir| {
+            std::fs::read_dir(dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .map(|e| e.expect("dir entry").path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect::<Vec<_>>()
+        })
         .collect();
     files.sort();
-    let mut faults_covered = std::collections::BTreeSet::new();
+    // Which faults have a scenario, per binding name.
+    let mut faults_covered: std::collections::BTreeSet<(String, Fault)> = Default::default();
     let rt = runtime();
     for file in &files {
         let scenario = Scenario::read(file).unwrap_or_else(|e| panic!("{e}"));
-        faults_covered.extend(scenario.faults.iter());
-        let target = Target::new(scenario.target.clone(), scenario.faults.clone());
+        let binding = checked_in_binding(&format!("{}.toml", scenario.binding));
+        assert_eq!(binding.name, scenario.binding, "{}", file.display());
+        faults_covered.extend(
+            scenario
+                .faults
+                .iter()
+                .map(|f| (scenario.binding.clone(), f)),
+        );
+        let target =
+            Target::new(scenario.target.clone(), scenario.faults.clone()).with_binding(binding);
         let repeats = if scenario.is_concurrent() {
             RACE_REPEATS
         } else {
@@ -63,12 +79,17 @@ fn every_checked_in_scenario_meets_its_expected_outcome() {
             }
         }
     }
-    // At least one checked-in scenario per fault the `/v1` shape shows;
-    // FHIR-only faults get theirs with the FHIR binding (issue 9).
-    for fault in Fault::ALL.into_iter().filter(|f| !f.fhir_only()) {
+    // At least one checked-in scenario per fault the `/v1` shape shows, and
+    // one through the FHIR binding per FHIR-only fault (in scenarios/fhir/).
+    for fault in Fault::ALL {
+        let binding = if fault.fhir_only() {
+            "clinic-fhir"
+        } else {
+            "clinic"
+        };
         assert!(
-            faults_covered.contains(&fault),
-            "no scenario in scenarios/ for {fault}"
+            faults_covered.contains(&(binding.to_string(), fault)),
+            "no scenario through the binding `{binding}` for {fault}"
         );
     }
 }
