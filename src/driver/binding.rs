@@ -226,13 +226,12 @@ impl BindingDriver {
                         encode_path_segment(action, &value)?;
                     }
                 }
-                let path = t.render(&lookup, &|v| encode_component(v)).ok_or_else(|| {
+                t.render(&lookup, &|v| encode_component(v)).ok_or_else(|| {
                     missing(format!(
                         "{}: a placeholder of the path has no value",
                         request.key
                     ))
-                })?;
-                path
+                })?
             }
             Destination::Url(t) => {
                 let url = t.render(&lookup, &|v| v.to_string()).ok_or_else(|| {
@@ -1339,7 +1338,8 @@ impl Driver for BindingDriver {
                 let Ok(id) = self.recordings.id(action, recording) else {
                     continue;
                 };
-                let order = std::iter::once(owner).chain(patients.iter().copied().filter(|p| *p != owner));
+                let order =
+                    std::iter::once(owner).chain(patients.iter().copied().filter(|p| *p != owner));
                 for who in order {
                     if !within_bounds(sent) {
                         return Err(TargetError::Missing {
@@ -1353,7 +1353,9 @@ impl Driver for BindingDriver {
                     let mut values = self.values(who);
                     values.insert("recording", id.clone());
                     sent += bound.requests.len();
-                    let (_, _, ok) = self.run_action(action, &bound, &values, Some(&session)).await?;
+                    let (_, _, ok) = self
+                        .run_action(action, &bound, &values, Some(&session))
+                        .await?;
                     if ok {
                         break;
                     }

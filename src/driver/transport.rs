@@ -112,7 +112,7 @@ pub fn host_of(url: &str) -> Option<&str> {
 
 fn host_name(authority: &str) -> &str {
     if authority.starts_with('[') {
-        return authority.split(']').next().map_or(authority, |h| &h[..]);
+        return authority.split(']').next().map_or(authority, |h| h);
     }
     authority.rsplit_once(':').map_or(authority, |(h, _)| h)
 }

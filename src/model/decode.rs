@@ -145,11 +145,10 @@ pub fn encode(steps: &[Step], limits: Limits) -> Option<Vec<u8>> {
 /// Every valid step of kind `kind` (an index into [`ACTIONS`]) in `state`,
 /// with `arg` as its free parameter, in a fixed order.
 fn candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
-    let steps = raw_candidates(state, kind, arg)
+    raw_candidates(state, kind, arg)
         .into_iter()
         .filter(|s| state.precondition(s))
-        .collect();
-    steps
+        .collect()
 }
 
 fn raw_candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
