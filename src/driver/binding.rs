@@ -732,7 +732,6 @@ impl BindingDriver {
                 None => break,
             }
         }
-        let _ = step;
         Ok(observation)
     }
 

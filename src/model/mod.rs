@@ -196,10 +196,7 @@ pub fn caps_for(steps: &[Step]) -> Capabilities {
             view, of, subject, ..
         } = step
         {
-            let scope = of.map(|of| match of {
-                Scoped::Appointment(_) => Scope::Appointment,
-                Scoped::Call(_) => Scope::Call,
-            });
+            let scope = of.map(Scoped::scope);
             match views.iter_mut().find(|v| v.name == *view) {
                 Some(spec) => spec.tamperable |= subject.is_some(),
                 None => views.push(ViewSpec {
@@ -237,10 +234,7 @@ pub fn first_outside(caps: Capabilities, steps: &[Step]) -> Option<usize> {
             } => match caps.view(*view) {
                 None => true,
                 Some(spec) => {
-                    let scope = of.map(|of| match of {
-                        Scoped::Appointment(_) => Scope::Appointment,
-                        Scoped::Call(_) => Scope::Call,
-                    });
+                    let scope = of.map(Scoped::scope);
                     spec.scope != scope || (subject.is_some() && !spec.tamperable)
                 }
             },

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::caps::{ViewName, ViewNameError};
+use super::caps::{Scope, ViewName, ViewNameError};
 use super::ids::{AliasError, AppointmentId, CallId, PatientId, RecordingId};
 
 /// A booking slot on the model's virtual calendar: a day and an hour.
@@ -152,6 +152,16 @@ pub enum Scoped {
     Appointment(AppointmentId),
     /// One of the patient's calls.
     Call(CallId),
+}
+
+impl Scoped {
+    /// The kind of view scope this object fits.
+    pub fn scope(self) -> Scope {
+        match self {
+            Scoped::Appointment(_) => Scope::Appointment,
+            Scoped::Call(_) => Scope::Call,
+        }
+    }
 }
 
 impl fmt::Display for Scoped {
