@@ -171,7 +171,7 @@ fn a_clean_clinic_gives_nothing_under_soak_and_the_report_is_complete() {
     assert_eq!(json["verdict"], "pass");
     assert_eq!(json["ops"], 8_000);
     assert_eq!(json["coverage"].as_object().unwrap().len(), 12);
-    assert_eq!(json["latency_ms"].as_array().unwrap().len(), 11);
+    assert_eq!(json["latency_ms"].as_array().unwrap().len(), 12);
 
     let junit = std::fs::read_to_string(&written.junit).unwrap();
     assert!(junit.contains("<testsuites") && junit.contains("chaperone-soak"));
