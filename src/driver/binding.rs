@@ -354,8 +354,13 @@ impl BindingDriver {
             .await?;
         if let Some(poll) = &request.poll {
             let mut polls = 0;
-            while poll.pending.contains(&incoming.status) || !until_holds(poll, &incoming) {
-                if incoming.status >= 500 {
+            // Poll while the operation is pending, or answered success but
+            // not yet done; any other answer (a refusal, a server error) is
+            // the request's answer as it stands.
+            loop {
+                let pending = poll.pending.contains(&incoming.status);
+                let success = request.is_success(incoming.status);
+                if !pending && (!success || until_holds(poll, &incoming)) {
                     break;
                 }
                 polls += 1;
@@ -860,7 +865,7 @@ fn body_of(exchange: &Exchange, success: bool) -> Body {
 }
 
 fn render_json(v: &Value, lookup: &dyn Fn(&str) -> Option<String>) -> Value {
-    const NUMERIC: [&str; 8] = [
+    const NUMERIC: [&str; 7] = [
         "chunk",
         "page",
         "per_page",
@@ -868,7 +873,6 @@ fn render_json(v: &Value, lookup: &dyn Fn(&str) -> Option<String>) -> Value {
         "limit",
         "slot_hour",
         "slot_day",
-        "display_number",
     ];
     match v {
         Value::String(s) => {

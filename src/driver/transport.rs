@@ -120,7 +120,8 @@ fn host_name(authority: &str) -> &str {
 impl Transport {
     /// Turn a URL the service handed out into a request target, if the
     /// harness may follow it: a path on the target, or an absolute URL on the
-    /// target's host (any port) or one of `follow_hosts`.
+    /// target's own host and port or on one of `follow_hosts` (a host, or a
+    /// host and port).
     pub fn resolve(&self, url: &str, follow_hosts: &[String]) -> Result<String, String> {
         if url.starts_with('/') && !url.starts_with("//") {
             return Ok(url.to_string());
@@ -140,9 +141,12 @@ impl Transport {
                 })
             }
             Transport::Http { base, .. } => {
-                let own = host_of(base).map(host_name);
+                // The target's own host and port; another port of the same
+                // host is another service, followed only when named.
                 let host = host_name(authority);
-                if own == Some(host) || follow_hosts.iter().any(|h| h == host || h == authority) {
+                if host_of(base) == Some(authority)
+                    || follow_hosts.iter().any(|h| h == host || h == authority)
+                {
                     Ok(url.to_string())
                 } else {
                     Err("a link to a host that is neither the target's nor in the binding's `follow_hosts`".to_string())
@@ -237,7 +241,12 @@ mod tests {
             base: "http://127.0.0.1:8080".to_string(),
         };
         assert_eq!(http.resolve("/a?b", &[]).unwrap(), "/a?b");
-        assert!(http.resolve("http://127.0.0.1:9999/x", &[]).is_ok());
+        assert!(http.resolve("http://127.0.0.1:8080/x?y", &[]).is_ok());
+        assert!(http.resolve("http://127.0.0.1:9999/x", &[]).is_err());
+        assert!(
+            http.resolve("http://127.0.0.1:9999/x", &["127.0.0.1:9999".into()])
+                .is_ok()
+        );
         assert!(http.resolve("http://10.0.0.1/x", &[]).is_err());
         assert!(http.resolve("http://user@127.0.0.1/x", &[]).is_err());
         assert!(http.resolve("//evil.example/x", &[]).is_err());
