@@ -141,7 +141,7 @@ pub async fn import(target: &Target, bytes: &[u8]) -> Result<Imported, ImportErr
                 faults: faults_label(target),
             });
         }
-        CaseEnd::Diverged { step, reason } => {
+        CaseEnd::Diverged { step, reason, .. } => {
             return Err(ImportError::Unknown {
                 step: *step,
                 reason: reason.clone(),

@@ -292,7 +292,7 @@ impl Scenario {
             return Err(error(
                 line.span().start,
                 format!(
-                    "step {:?} is not valid at this point: it needs an earlier step to have made what it names \
+                    "step `{}` is not valid at this point: it needs an earlier step to have made what it names \
                      (a registered patient, their own booked appointment, an active call, a finished recording) \
                      and must create fresh aliases{together}",
                     steps[i]

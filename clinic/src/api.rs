@@ -90,12 +90,14 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// Opens the database (`config.db_path`, or in memory) and builds the state.
     pub fn new(config: &Config, media: MediaLink) -> Result<ApiState, StartError> {
-        let db = Db::open(config.db_path.as_deref()).map_err(|source| StartError::Database {
-            path: config
-                .db_path
-                .as_ref()
-                .map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string()),
-            source,
+        let db = Db::open(config.db_path.as_deref(), config.faults.clone()).map_err(|source| {
+            StartError::Database {
+                path: config
+                    .db_path
+                    .as_ref()
+                    .map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string()),
+                source,
+            }
         })?;
         Ok(ApiState {
             inner: Arc::new(Inner {

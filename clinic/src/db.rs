@@ -157,12 +157,15 @@ struct RecordingRow {
 /// The connection and every query the api service makes.
 pub(crate) struct Db {
     conn: Connection,
+    /// The faults planted in the lookups every request shares (the caller's
+    /// token, a call by id); the others are passed to the queries they bend.
+    faults: FaultSet,
 }
 
 impl Db {
     /// Opens the database at `path` (a file, created if missing) or in memory,
     /// and creates any missing tables.
-    pub(crate) fn open(path: Option<&Path>) -> rusqlite::Result<Db> {
+    pub(crate) fn open(path: Option<&Path>, faults: FaultSet) -> rusqlite::Result<Db> {
         let conn = match path {
             Some(path) => {
                 let conn = Connection::open(path)?;
@@ -174,15 +177,20 @@ impl Db {
         };
         conn.execute_batch("PRAGMA foreign_keys = ON;")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Db { conn })
+        Ok(Db { conn, faults })
     }
 
     /// The patient id the bearer token belongs to.
     pub(crate) fn patient_by_token(&self, token: &str) -> rusqlite::Result<Option<String>> {
+        // `token-like-match`: LIKE, meant to forgive letter case, also reads
+        // `%` and `_` in the token as wildcards.
+        let sql = if self.faults.contains(Fault::TokenLikeMatch) {
+            "SELECT id FROM patients WHERE token LIKE ?1 ORDER BY rowid LIMIT 1"
+        } else {
+            "SELECT id FROM patients WHERE token = ?1"
+        };
         self.conn
-            .query_row("SELECT id FROM patients WHERE token = ?1", [token], |row| {
-                row.get(0)
-            })
+            .query_row(sql, [token], |row| row.get(0))
             .optional()
     }
 
@@ -274,7 +282,7 @@ impl Db {
         patient: &str,
         appointment_id: &str,
     ) -> Result<(), ApiError> {
-        startable_consultation(&self.conn, patient, appointment_id).map(drop)
+        startable_consultation(&self.conn, &self.faults, patient, appointment_id).map(drop)
     }
 
     /// Starts an audio call with a recording on `media_id`; returns
@@ -286,7 +294,7 @@ impl Db {
         media_id: &str,
     ) -> Result<(String, String), ApiError> {
         let tx = self.conn.transaction()?;
-        let consultation_id = startable_consultation(&tx, patient, appointment_id)?;
+        let consultation_id = startable_consultation(&tx, &self.faults, patient, appointment_id)?;
         let call_id = ids::new_id("call_");
         let recording_id = ids::new_id("rec_");
         let started_seq = next_seq(&tx)?;
@@ -314,7 +322,7 @@ impl Db {
         patient: &str,
         call_id: &str,
     ) -> Result<CallRow, ApiError> {
-        upgradable_call(&self.conn, patient, call_id)
+        upgradable_call(&self.conn, &self.faults, patient, call_id)
     }
 
     /// Upgrades the caller's active audio call to video: finishes the audio
@@ -334,7 +342,7 @@ impl Db {
         faults: &FaultSet,
     ) -> Result<Upgraded, ApiError> {
         let tx = self.conn.transaction()?;
-        let call = upgradable_call(&tx, patient, call_id)?;
+        let call = upgradable_call(&tx, &self.faults, patient, call_id)?;
         let own_consultation = call_consultation(&tx, call_id)?;
         tx.execute(
             "UPDATE recordings SET status = 'finished' WHERE id = ?1",
@@ -416,7 +424,7 @@ impl Db {
         faults: &FaultSet,
     ) -> Result<(String, String), ApiError> {
         let tx = self.conn.transaction()?;
-        let call = owned_call(&tx, patient, call_id)?;
+        let call = owned_call(&tx, &self.faults, patient, call_id)?;
         if call.status != "active" {
             return Err(ApiError::conflict("call has ended"));
         }
@@ -460,7 +468,7 @@ impl Db {
 
     /// Validates that the caller may end the call; returns it.
     pub(crate) fn check_end(&mut self, patient: &str, call_id: &str) -> Result<CallRow, ApiError> {
-        let call = owned_call(&self.conn, patient, call_id)?;
+        let call = owned_call(&self.conn, &self.faults, patient, call_id)?;
         if call.status != "active" {
             return Err(ApiError::conflict("call has ended"));
         }
@@ -471,7 +479,7 @@ impl Db {
     /// returns that recording's media id.
     pub(crate) fn end_call(&mut self, patient: &str, call_id: &str) -> Result<String, ApiError> {
         let tx = self.conn.transaction()?;
-        let call = owned_call(&tx, patient, call_id)?;
+        let call = owned_call(&tx, &self.faults, patient, call_id)?;
         if call.status != "active" {
             return Err(ApiError::conflict("call has ended"));
         }
@@ -568,6 +576,9 @@ impl Db {
             return Err(not_found());
         }
         if recording.owner != patient && !faults.contains(Fault::RecordingIdor) {
+            if faults.contains(Fault::RefusalRevealsExistence) {
+                return Err(ApiError::forbidden("recording belongs to another patient"));
+            }
             return Err(not_found());
         }
         Ok((recording.kind, recording.media_id))
@@ -583,10 +594,15 @@ impl Db {
         if recording.status == "recording" {
             return Err(ApiError::conflict("recording is still in progress"));
         }
-        tx.execute(
-            "UPDATE recordings SET erased = 1 WHERE id = ?1",
-            [recording_id],
-        )?;
+        // `erase-whole-call`: the erasure is keyed by the recording's call,
+        // so every recording of that call goes (the others' media stays).
+        let sql = if self.faults.contains(Fault::EraseWholeCall) {
+            "UPDATE recordings SET erased = 1
+             WHERE call_id = (SELECT call_id FROM recordings WHERE id = ?1)"
+        } else {
+            "UPDATE recordings SET erased = 1 WHERE id = ?1"
+        };
+        tx.execute(sql, [recording_id])?;
         tx.commit()?;
         Ok(recording.media_id)
     }
@@ -675,16 +691,37 @@ fn has_active_call(conn: &Connection, appointment_id: &str) -> rusqlite::Result<
     )
 }
 
+/// `active-call-by-slot`: whether any appointment at the same slot as this
+/// one, whoever booked it, has an active call.
+fn has_active_call_in_slot(conn: &Connection, appointment_id: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (
+             SELECT 1 FROM calls c
+             JOIN consultations k ON k.id = c.consultation_id
+             JOIN appointments a ON a.id = k.appointment_id
+             WHERE a.slot = (SELECT slot FROM appointments WHERE id = ?1)
+               AND c.status = 'active')",
+        [appointment_id],
+        |row| row.get(0),
+    )
+}
+
 /// The consultation a new call of the caller's appointment goes on.
 fn startable_consultation(
     conn: &Connection,
+    faults: &FaultSet,
     patient: &str,
     appointment_id: &str,
 ) -> Result<String, ApiError> {
     if appointment_status(conn, patient, appointment_id)? == "cancelled" {
         return Err(ApiError::conflict("appointment is cancelled"));
     }
-    if has_active_call(conn, appointment_id)? {
+    let busy = if faults.contains(Fault::ActiveCallBySlot) {
+        has_active_call_in_slot(conn, appointment_id)?
+    } else {
+        has_active_call(conn, appointment_id)?
+    };
+    if busy {
         return Err(ApiError::conflict(
             "a call of this appointment is already active",
         ));
@@ -700,31 +737,47 @@ fn startable_consultation(
 }
 
 /// The caller's call; 404 if unknown or someone else's.
-fn owned_call(conn: &Connection, patient: &str, call_id: &str) -> Result<CallRow, ApiError> {
-    conn.query_row(
+fn owned_call(
+    conn: &Connection,
+    faults: &FaultSet,
+    patient: &str,
+    call_id: &str,
+) -> Result<CallRow, ApiError> {
+    // `call-owner-unchecked`: the owner filter is dropped (`?2 IS NOT NULL`
+    // keeps the parameter bound), so any patient's session reaches any call.
+    let sql = if faults.contains(Fault::CallOwnerUnchecked) {
+        "SELECT c.mode, c.status, c.current_recording_id, r.media_id
+         FROM calls c
+         JOIN recordings r ON r.id = c.current_recording_id
+         WHERE c.id = ?1 AND ?2 IS NOT NULL"
+    } else {
         "SELECT c.mode, c.status, c.current_recording_id, r.media_id
          FROM calls c
          JOIN consultations k ON k.id = c.consultation_id
          JOIN appointments a ON a.id = k.appointment_id
          JOIN recordings r ON r.id = c.current_recording_id
-         WHERE c.id = ?1 AND a.patient_id = ?2",
-        [call_id, patient],
-        |row| {
-            Ok(CallRow {
-                mode: row.get(0)?,
-                status: row.get(1)?,
-                current_recording_id: row.get(2)?,
-                current_media_id: row.get(3)?,
-            })
-        },
-    )
+         WHERE c.id = ?1 AND a.patient_id = ?2"
+    };
+    conn.query_row(sql, [call_id, patient], |row| {
+        Ok(CallRow {
+            mode: row.get(0)?,
+            status: row.get(1)?,
+            current_recording_id: row.get(2)?,
+            current_media_id: row.get(3)?,
+        })
+    })
     .optional()?
     .ok_or_else(|| ApiError::not_found("call not found"))
 }
 
 /// The caller's active audio call; 404 not theirs, 409 ended or already video.
-fn upgradable_call(conn: &Connection, patient: &str, call_id: &str) -> Result<CallRow, ApiError> {
-    let call = owned_call(conn, patient, call_id)?;
+fn upgradable_call(
+    conn: &Connection,
+    faults: &FaultSet,
+    patient: &str,
+    call_id: &str,
+) -> Result<CallRow, ApiError> {
+    let call = owned_call(conn, faults, patient, call_id)?;
     if call.status != "active" {
         return Err(ApiError::conflict("call has ended"));
     }

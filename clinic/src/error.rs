@@ -40,6 +40,13 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, message)
     }
 
+    /// 403: the object exists and is not the caller's. The clinic answers
+    /// 404 for that (indistinguishable from unknown); only the planted
+    /// `refusal-reveals-existence` answers 403.
+    pub(crate) fn forbidden(message: &'static str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
     /// 404: unknown, or not the caller's (the two are indistinguishable).
     pub(crate) fn not_found(message: &'static str) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)

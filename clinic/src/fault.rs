@@ -47,11 +47,35 @@ pub enum Fault {
     /// FHIR only: a search's `next` link carries the paging state but not the
     /// owner, and a continuation without an owner lists everyone's `Media`.
     FhirNextLinkUnscoped,
+    /// The call lookup every call action shares (upgrade, media, end, the
+    /// FHIR Encounter) matches the call by id alone: any patient's session
+    /// acts on anyone's call.
+    CallOwnerUnchecked,
+    /// The bearer token is looked up with SQL `LIKE` (meant to forgive
+    /// letter case), so a token of `%` or `_` matches a patient's token.
+    TokenLikeMatch,
+    /// Playback of another patient's recording answers 403 where an unknown
+    /// id gets 404: the refusal tells a prober the recording exists.
+    RefusalRevealsExistence,
+    /// Starting a call checks for an active call in the appointment's slot,
+    /// not of the appointment: another patient's call at the same hour
+    /// blocks it.
+    ActiveCallBySlot,
+    /// Erasing a recording erases every recording of its call: the audio of
+    /// an upgraded call vanishes with its video.
+    EraseWholeCall,
+    /// FHIR only: `DELETE Media` hides the `Media` and keeps its bytes, and
+    /// the `Binary` read checks the owner but not the erasure: an old
+    /// `content.url` still downloads an erased recording.
+    BinaryOutlivesMedia,
+    /// A patient's recording listing counts every patient's recordings in
+    /// its `total` (the items stay the patient's own).
+    TotalCountsEveryone,
 }
 
 impl Fault {
     /// Every fault, in declaration order.
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 18] = [
         Fault::UpgradeLatestCall,
         Fault::UpgradePhantom,
         Fault::HistoryPage2Unfiltered,
@@ -63,6 +87,13 @@ impl Fault {
         Fault::UpgradeSharedSlot,
         Fault::FhirSubjectUnchecked,
         Fault::FhirNextLinkUnscoped,
+        Fault::CallOwnerUnchecked,
+        Fault::TokenLikeMatch,
+        Fault::RefusalRevealsExistence,
+        Fault::ActiveCallBySlot,
+        Fault::EraseWholeCall,
+        Fault::BinaryOutlivesMedia,
+        Fault::TotalCountsEveryone,
     ];
 
     /// The kebab-case name used on the command line and in `CLINIC_FAULTS`.
@@ -79,6 +110,13 @@ impl Fault {
             Fault::UpgradeSharedSlot => "upgrade-shared-slot",
             Fault::FhirSubjectUnchecked => "fhir-subject-unchecked",
             Fault::FhirNextLinkUnscoped => "fhir-next-link-unscoped",
+            Fault::CallOwnerUnchecked => "call-owner-unchecked",
+            Fault::TokenLikeMatch => "token-like-match",
+            Fault::RefusalRevealsExistence => "refusal-reveals-existence",
+            Fault::ActiveCallBySlot => "active-call-by-slot",
+            Fault::EraseWholeCall => "erase-whole-call",
+            Fault::BinaryOutlivesMedia => "binary-outlives-media",
+            Fault::TotalCountsEveryone => "total-counts-everyone",
         }
     }
 
@@ -114,6 +152,27 @@ impl Fault {
             Fault::FhirNextLinkUnscoped => {
                 "(/fhir only) a search's next link carries the paging state but not the owner, so following it lists everyone's Media"
             }
+            Fault::CallOwnerUnchecked => {
+                "the call lookup every call action shares matches the call by id alone, so any patient can upgrade, feed or end anyone's call"
+            }
+            Fault::TokenLikeMatch => {
+                "the bearer token is looked up with SQL LIKE, so a token of % acts as a patient"
+            }
+            Fault::RefusalRevealsExistence => {
+                "playback of another patient's recording answers 403 where an unknown id gets 404, telling a prober it exists"
+            }
+            Fault::ActiveCallBySlot => {
+                "starting a call checks for an active call in the appointment's slot, so another patient's call at the same hour blocks it"
+            }
+            Fault::EraseWholeCall => {
+                "erasing a recording erases every recording of its call, so the audio of an upgraded call vanishes with its video"
+            }
+            Fault::BinaryOutlivesMedia => {
+                "(/fhir only) erasing a Media keeps its bytes, and the Binary read skips the erasure check, so an old content.url still downloads it"
+            }
+            Fault::TotalCountsEveryone => {
+                "a patient's recording listing counts every patient's recordings in its total"
+            }
         }
     }
 
@@ -122,7 +181,7 @@ impl Fault {
     pub fn fhir_only(self) -> bool {
         matches!(
             self,
-            Fault::FhirSubjectUnchecked | Fault::FhirNextLinkUnscoped
+            Fault::FhirSubjectUnchecked | Fault::FhirNextLinkUnscoped | Fault::BinaryOutlivesMedia
         )
     }
 }

@@ -605,7 +605,7 @@ async fn read_binary(
     Id(id): Id,
 ) -> Result<Response, ApiError> {
     let recording = internal(&state, Kind::Binary, &id)?;
-    let (kind, bytes) = state.play(&patient.id, &recording).await?;
+    let (kind, bytes) = state.play_binary(&patient.id, &recording).await?;
     let kind = HeaderValue::from_str(&kind).map_err(|err| ApiError::internal(&err))?;
     let headers = [
         (

@@ -230,7 +230,12 @@ impl ApiState {
         // `history-page2-unfiltered`: pages after the first drop the owner
         // filter (the total stays the owner's own).
         let list_owner = owner.filter(|_| !(self.has(Fault::HistoryPage2Unfiltered) && offset > 0));
-        let (total, items) = self.db(|db| db.recordings(owner, list_owner, call, offset, limit))?;
+        // `total-counts-everyone`: the count of a patient's listing drops the
+        // owner filter (the items stay the owner's own).
+        let count_owner =
+            owner.filter(|_| !(self.has(Fault::TotalCountsEveryone) && call.is_none()));
+        let (total, items) =
+            self.db(|db| db.recordings(count_owner, list_owner, call, offset, limit))?;
         let page = RecordingPage { total, items };
         if let Some(key) = key {
             lock(&self.inner.history_cache).insert(key, page.clone());
@@ -247,7 +252,26 @@ impl ApiState {
     ) -> Result<(String, Bytes), ApiError> {
         let faults = self.faults();
         let (kind, media_id) = self.db(|db| db.playback(patient, recording_id, faults))?;
-        match self.media().fetch(&media_id).await {
+        self.fetch(kind, &media_id).await
+    }
+
+    /// `binary-outlives-media`: the bytes of the caller's recording by its
+    /// `Binary`, erased or not (the `Binary` read checks the owner only).
+    pub(crate) async fn play_binary(
+        &self,
+        patient: &str,
+        recording_id: &str,
+    ) -> Result<(String, Bytes), ApiError> {
+        let mut faults = self.faults().clone();
+        if faults.contains(Fault::BinaryOutlivesMedia) {
+            faults.insert(Fault::ErasureLeavesMedia);
+        }
+        let (kind, media_id) = self.db(|db| db.playback(patient, recording_id, &faults))?;
+        self.fetch(kind, &media_id).await
+    }
+
+    async fn fetch(&self, kind: String, media_id: &str) -> Result<(String, Bytes), ApiError> {
+        match self.media().fetch(media_id).await {
             Ok(bytes) => Ok((kind, bytes)),
             // Erased between the lookup and the fetch.
             Err(MediaError::NotFound) => Err(ApiError::not_found("recording not found")),
@@ -258,7 +282,7 @@ impl ApiState {
     /// Erases the caller's finished recording and deletes its media.
     pub(crate) async fn erase(&self, patient: &str, recording_id: &str) -> Result<(), ApiError> {
         let media_id = self.db(|db| db.erase(patient, recording_id))?;
-        if self.has(Fault::ErasureLeavesMedia) {
+        if self.has(Fault::ErasureLeavesMedia) || self.has(Fault::BinaryOutlivesMedia) {
             // The bug: the row is hidden, the media stays.
             return Ok(());
         }

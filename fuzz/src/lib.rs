@@ -29,7 +29,7 @@ fn clinic_binding() -> std::sync::Arc<Binding> {
         .clone()
 }
 use chaperone::oracle::Canaries;
-use chaperone::runner::{CaseEnd, execute};
+use chaperone::runner::{CaseEnd, alone_steps, execute, interfered};
 use clinic::media::MediaState;
 use clinic::{Config, FaultSet, MediaLink, api, media};
 use tokio::runtime::Runtime;
@@ -99,6 +99,22 @@ pub fn flows(flow: &Flow, faults: &FaultSet, canaries: &Canaries) -> FlowOutcome
     let mut driver = BindingDriver::in_process(clinic_binding(), clinic(faults));
     let run = runtime().block_on(execute(&mut driver, limits, canaries, &steps, None));
     let clean = faults.is_empty();
+    // Noninterference, as `chaperone run` judges it: a refused step that
+    // succeeds when its patient acts alone, on a fresh clinic.
+    if let CaseEnd::Diverged { step, status, .. } = run.end
+        && let Some(alone) = alone_steps(limits, &steps, step, &clinic_binding().shared)
+    {
+        let mut solo = BindingDriver::in_process(clinic_binding(), clinic(faults));
+        let solo = runtime().block_on(execute(&mut solo, limits, canaries, &alone, None));
+        if solo.end == CaseEnd::Passed {
+            let violation = interfered(&steps, step, status, &alone);
+            return FlowOutcome::Failed(format!(
+                "privacy violation at step {step} `{}`: [{}] {violation};",
+                steps[step - 1],
+                violation.clause
+            ));
+        }
+    }
     match run.end {
         CaseEnd::Passed => FlowOutcome::Passed,
         CaseEnd::Violated { violations } => {
@@ -112,7 +128,7 @@ pub fn flows(flow: &Flow, faults: &FaultSet, canaries: &Canaries) -> FlowOutcome
             }
             FlowOutcome::Failed(message)
         }
-        CaseEnd::Diverged { step, reason } if clean => FlowOutcome::Failed(format!(
+        CaseEnd::Diverged { step, reason, .. } if clean => FlowOutcome::Failed(format!(
             "the clean clinic diverged from the model at step {step}: {reason}"
         )),
         CaseEnd::TargetFailed { step, error } if clean => {

@@ -53,6 +53,21 @@ pub struct BindingFile {
     /// What the service answers when a patient asks for another patient's object.
     #[serde(default)]
     pub refusal: RefusalFile,
+    /// What may rightly depend on other patients.
+    #[serde(default)]
+    pub noninterference: NoninterferenceFile,
+}
+
+/// What may rightly depend on other patients, so the noninterference check
+/// leaves it out.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoninterferenceFile {
+    /// Actions whose refusal may depend on what other patients did (a slot
+    /// someone else booked, a name someone else took). Default:
+    /// `["register", "book"]`.
+    #[serde(default)]
+    pub shared: Option<Vec<String>>,
 }
 
 /// How the credential captured at registration (`token`) is presented.
@@ -332,6 +347,24 @@ pub struct ViewFile {
     /// How later pages are reached (default: one page holds everything).
     #[serde(default)]
     pub pagination: Option<PaginationFile>,
+    /// Where the view's total count of recordings is in the first page's
+    /// body (`/total`); the model predicts it.
+    #[serde(default)]
+    pub total: Option<String>,
+    /// Where an item's kind is, relative to the item: a value that contains
+    /// `audio` or `video` (`/kind`, `/resource/type/coding/0/code`).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Where an item's call id is, relative to the item (`/call_id`).
+    #[serde(default)]
+    pub call: Option<String>,
+    /// A regular expression applied to the call id: its first group is the
+    /// id (`Encounter/([^/]+)$`).
+    #[serde(default)]
+    pub call_regex: Option<String>,
+    /// Where an item's appointment id is, relative to the item (`/appointment_id`).
+    #[serde(default)]
+    pub appointment: Option<String>,
 }
 
 /// Pagination of a view.

@@ -208,6 +208,14 @@ pub struct View {
     pub id_regex: Option<Regex>,
     /// Paging.
     pub pagination: Pagination,
+    /// Where the total count is in the first page, if mapped.
+    pub total: Option<Locator>,
+    /// Where an item's kind is, if mapped.
+    pub kind: Option<Locator>,
+    /// Where an item's call id is, if mapped, and the part to keep.
+    pub call: Option<(Locator, Option<Regex>)>,
+    /// Where an item's appointment id is, if mapped.
+    pub appointment: Option<Locator>,
 }
 
 /// How the session credential is presented.
@@ -257,6 +265,9 @@ pub struct Binding {
     pub views: Vec<View>,
     /// Refusal policy.
     pub refusal: RefusalPolicy,
+    /// Actions (words of [`crate::model::ACTIONS`]) whose refusal may rightly
+    /// depend on other patients: the noninterference check leaves them out.
+    pub shared: Vec<String>,
 }
 
 impl Binding {
@@ -547,6 +558,26 @@ fn compile(raw: &BindingFile, at: &Spans<'_>) -> Result<Binding, BindingError> {
             ));
         }
     };
+    let shared = match &raw.noninterference.shared {
+        None => vec!["register".to_string(), "book".to_string()],
+        Some(words) => {
+            for word in words {
+                if !crate::model::ACTIONS.contains(&word.as_str()) {
+                    let hint = nearest(word, crate::model::ACTIONS.into_iter())
+                        .map(|a| format!("; did you mean `{a}`?"))
+                        .unwrap_or_default();
+                    return Err(top(
+                        "noninterference.shared",
+                        format!(
+                            "unknown action `{word}`; expected actions among {}{hint}",
+                            crate::model::ACTIONS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            words.clone()
+        }
+    };
     Ok(Binding {
         name: raw.name.clone(),
         service: raw.service.clone(),
@@ -569,6 +600,7 @@ fn compile(raw: &BindingFile, at: &Spans<'_>) -> Result<Binding, BindingError> {
         actions,
         views,
         refusal,
+        shared,
     })
 }
 
@@ -1177,6 +1209,31 @@ fn compile_view(at: &Spans<'_>, name: &str, file: &ViewFile) -> Result<View, Bin
         order,
         tamperable: needs("me"),
     };
+    let field = |name: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|v| body_locator(at, &format!("{key}.{name}"), v))
+            .transpose()
+    };
+    let total = field("total", &file.total)?;
+    let kind = field("kind", &file.kind)?;
+    let appointment = field("appointment", &file.appointment)?;
+    let call_regex = file
+        .call_regex
+        .as_deref()
+        .map(|r| compile_regex(at, &format!("{key}.call_regex"), r))
+        .transpose()?;
+    let call = match field("call", &file.call)? {
+        Some(locator) => Some((locator, call_regex)),
+        None if call_regex.is_some() => {
+            return Err(at.error(
+                None,
+                &format!("{key}.call_regex"),
+                "`call_regex` needs `call` (where the item's call id is)".to_string(),
+            ));
+        }
+        None => None,
+    };
     Ok(View {
         spec,
         request,
@@ -1184,6 +1241,10 @@ fn compile_view(at: &Spans<'_>, name: &str, file: &ViewFile) -> Result<View, Bin
         id,
         id_regex,
         pagination,
+        total,
+        kind,
+        call,
+        appointment,
     })
 }
 

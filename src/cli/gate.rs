@@ -137,6 +137,8 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
             },
             shrink_runs_max: args.shrink_runs_max,
             accept_incomplete: args.accept_incomplete,
+            // A gate fails on completeness warnings too (as `run --strict`).
+            strict: true,
         },
         budget: Duration::from_secs(args.budget_secs),
         body_limits: args.target.body_limits(),

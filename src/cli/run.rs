@@ -40,6 +40,10 @@ pub(super) struct RunArgs {
     /// recordings (a pass with completeness warnings instead of unknown).
     #[arg(long)]
     accept_incomplete: bool,
+    /// Fail the run (unknown, exit 3) on any completeness warning: a
+    /// patient's own finished recording missing from their view.
+    #[arg(long)]
+    strict: bool,
     /// Where to write the minimal scenario of a finding.
     #[arg(long, default_value = "scenarios/found", value_name = "DIR")]
     out: PathBuf,
@@ -63,6 +67,7 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
         },
         shrink_runs_max: args.shrink_runs_max,
         accept_incomplete: args.accept_incomplete,
+        strict: args.strict,
     };
     outln!(
         "{}",

@@ -49,6 +49,10 @@ pub(super) struct SoakArgs {
     /// recordings (a pass with completeness warnings instead of unknown).
     #[arg(long)]
     accept_incomplete: bool,
+    /// Fail the run (unknown, exit 3) on any completeness warning: a
+    /// patient's own finished recording missing from their view.
+    #[arg(long)]
+    strict: bool,
 }
 
 /// Live soak progress: an indicatif bar on a terminal, otherwise (or with
@@ -173,6 +177,7 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         report_dir: args.report.clone(),
         steps_per_patient_max: args.steps_per_patient_max as usize,
         accept_incomplete: args.accept_incomplete,
+        strict: args.strict,
         ..SoakConfig::default()
     };
     outln!(

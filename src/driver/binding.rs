@@ -19,13 +19,15 @@ use serde_json::Value;
 use super::book::RecordingBook;
 use super::http::{BodyLimits, encode_path_segment, encode_query_value};
 use super::transport::{Incoming, Outgoing, Transport};
-use super::{Body, BodyKind, Driver, Observation, Seen, TargetError};
+use super::{Body, BodyKind, Driver, Existence, Fact, Observation, Seen, TargetError, body_shape};
 use crate::binding::{
-    Binding, BodyTemplate, BoundAction, Capture, Destination, Locator, Pagination, Request,
-    SessionPlace, Template, View,
+    Binding, BodyTemplate, BoundAction, Capture, Destination, Locator, Pagination, RefusalPolicy,
+    Request, SessionPlace, Template, View,
 };
 use crate::model::payload::{self, CaseTag};
-use crate::model::{Action, AppointmentId, CallId, PatientId, RecordingId, Scoped, Step};
+use crate::model::{
+    Act, Action, AppointmentId, CallId, Forgery, PatientId, RecordingId, Scoped, Step,
+};
 
 /// Most pages one view step follows.
 const PAGES_MAX: u8 = 32;
@@ -47,6 +49,8 @@ pub fn encode_component(value: &str) -> String {
 struct Session {
     token: String,
     me: Option<String>,
+    /// How the credential is forged when presented, for a [`Step::Forge`].
+    forged: Option<Forgery>,
 }
 
 struct CallInfo {
@@ -270,21 +274,26 @@ impl BindingDriver {
             && let Some(session) = session
         {
             let me = session.me.clone();
-            let token = session.token.clone();
+            let token = forged_token(&session.token, session.forged);
             let session_lookup = |name: &str| match name {
                 "token" => Some(token.clone()),
                 "me" => me.clone(),
                 _ => None,
             };
-            let value = self
+            let mut value = self
                 .binding
                 .session_value
                 .render(&session_lookup, &|v| v.to_string())
                 .unwrap_or_default();
-            match &self.binding.session {
-                SessionPlace::Header(name) => headers.push((name.clone(), value)),
-                SessionPlace::Cookie(name) => {
-                    headers.push(("Cookie".to_string(), format!("{name}={value}")))
+            if session.forged == Some(Forgery::Scheme) {
+                value = other_scheme(&value);
+            }
+            if session.forged != Some(Forgery::Missing) {
+                match &self.binding.session {
+                    SessionPlace::Header(name) => headers.push((name.clone(), value)),
+                    SessionPlace::Cookie(name) => {
+                        headers.push(("Cookie".to_string(), format!("{name}={value}")))
+                    }
                 }
             }
         }
@@ -474,6 +483,7 @@ impl BindingDriver {
                     session = Some(Session {
                         token: token.clone(),
                         me: captured.get("me").cloned(),
+                        forged: None,
                     });
                 }
             }
@@ -486,6 +496,8 @@ impl BindingDriver {
                     status,
                     seen: Vec::new(),
                     bodies,
+                    existence: None,
+                    facts: Vec::new(),
                 },
                 captured,
                 ok,
@@ -675,6 +687,8 @@ impl BindingDriver {
             status: 0,
             seen: Vec::new(),
             bodies: Vec::new(),
+            existence: None,
+            facts: Vec::new(),
         };
         let mut next_request: Option<Request> = None;
         for k in 1..=pages {
@@ -701,19 +715,59 @@ impl BindingDriver {
             } else {
                 format!("page{k}.")
             };
-            let ids = items(view, &exchange.incoming).map_err(|what| TargetError::Garbage {
+            let listed = items(view, &exchange.incoming).map_err(|what| TargetError::Garbage {
                 action,
                 what: format!("{}: {what}", view.request.key),
             })?;
+            if k == 1
+                && let Some(count) = view
+                    .total
+                    .as_ref()
+                    .and_then(|total| total_of(total, &exchange.incoming))
+            {
+                observation
+                    .facts
+                    .push(("total".to_string(), Fact::Total(count)));
+            }
+            let ids: Vec<String> = listed.iter().map(|item| item.id.clone()).collect();
             // Only the viewer's own list, not a tampered one, can teach ids.
             if step_subject(step).is_none() {
                 let fetched = self.attribute(step.patient(), session, &ids).await?;
                 observation.bodies.extend(fetched);
             }
-            for (i, id) in ids.iter().enumerate() {
-                observation
-                    .seen
-                    .push((format!("{prefix}items[{i}]"), self.recordings.seen(id)));
+            for (i, item) in listed.iter().enumerate() {
+                let field = format!("{prefix}items[{i}]");
+                let recording = self.recordings.seen(&item.id);
+                if let Some(video) = item.video {
+                    observation
+                        .facts
+                        .push((format!("{field}.kind"), Fact::Kind { recording, video }));
+                }
+                if let Some(id) = &item.call {
+                    let call = self
+                        .calls
+                        .iter()
+                        .find(|(_, info)| info.id == *id)
+                        .map(|(alias, _)| *alias);
+                    observation
+                        .facts
+                        .push((format!("{field}.call"), Fact::Call { recording, call }));
+                }
+                if let Some(id) = &item.appointment {
+                    let appointment = self
+                        .appointments
+                        .iter()
+                        .find(|(_, known)| *known == id)
+                        .map(|(alias, _)| *alias);
+                    observation.facts.push((
+                        format!("{field}.appointment"),
+                        Fact::Appointment {
+                            recording,
+                            appointment,
+                        },
+                    ));
+                }
+                observation.seen.push((field, recording));
             }
             if k == pages {
                 break;
@@ -761,20 +815,31 @@ impl BindingDriver {
                 .seen
                 .push(("media".to_string(), Seen::Known(recording)));
         }
-        if !probe {
-            // Remember the owner's download link: a probe tries it with another session.
-            if let Some(link) = captured.get("download") {
-                self.links.insert(recording, link.clone());
-            }
-        } else if !ok
-            && !bound.link_is_capability
+        if probe && !ok {
+            observation.existence = self
+                .existence(action, &bound, &values, "recording", &session, &observation)
+                .await?;
+        }
+        if !probe && let Some(link) = captured.get("download") {
+            // Remember the owner's download link: a probe tries it with
+            // another session, and once the recording is erased, anyone.
+            self.links.insert(recording, link.clone());
+        }
+        // The old link is tried when the first hop refused: by a prober when
+        // the link is not a bearer capability (their session must not open
+        // it), and by anyone once the recording is erased (erasure must
+        // reach the bytes behind every link, not only hide a row).
+        let erased = self.erased.contains(&recording);
+        let capability_only = probe && !bound.link_is_capability;
+        if !ok
+            && (capability_only || erased)
             && let Some(link) = self.links.get(&recording).cloned()
             && let Some(last) = bound.requests.last()
         {
-            // The link is not meant to be a bearer capability: the prober's
-            // session must not open it either.
             let mut follow = follow_request(last, &link);
-            follow.session = true;
+            if capability_only {
+                follow.session = true;
+            }
             let exchange = self
                 .exchange(
                     action,
@@ -803,6 +868,70 @@ fn step_subject(step: &Step) -> Option<PatientId> {
     match step {
         Step::View { subject, .. } => *subject,
         _ => None,
+    }
+}
+
+/// An id of the same shape as `id` that names nothing: its last (up to) six
+/// letters and digits are each replaced by another of the same class (a
+/// digit by a digit, a hex letter by a hex letter), so a length or alphabet
+/// check treats it as it treats a real id.
+fn never_existed(id: &str) -> String {
+    let mut chars: Vec<char> = id.chars().collect();
+    let mut changed = 0;
+    for c in chars.iter_mut().rev() {
+        if changed == 6 {
+            break;
+        }
+        let replaced = match *c {
+            '0'..='9' => char::from(b'0' + (*c as u8 - b'0' + 5) % 10),
+            'a'..='f' => char::from(b'a' + (*c as u8 - b'a' + 3) % 6),
+            'A'..='F' => char::from(b'A' + (*c as u8 - b'A' + 3) % 6),
+            'g'..='z' => char::from(b'g' + (*c as u8 - b'g' + 10) % 20),
+            'G'..='Z' => char::from(b'G' + (*c as u8 - b'G' + 10) % 20),
+            _ => continue,
+        };
+        *c = replaced;
+        changed += 1;
+    }
+    if changed == 0 {
+        // Nothing alphanumeric to vary: a suffix makes it another id.
+        return format!("{id}0");
+    }
+    chars.into_iter().collect()
+}
+
+/// The token a forged credential carries in place of `token`.
+fn forged_token(token: &str, forgery: Option<Forgery>) -> String {
+    match forgery {
+        None | Some(Forgery::Missing) | Some(Forgery::Scheme) => token.to_string(),
+        Some(Forgery::Empty) => String::new(),
+        Some(Forgery::Truncated) => {
+            let mut t = token.to_string();
+            t.pop();
+            t
+        }
+        Some(Forgery::Padded) => {
+            // One more character of the token's own kind, so that a check
+            // of length or alphabet alone does not refuse it.
+            let extra = match token.chars().last() {
+                Some(c) if c.is_ascii_digit() => '7',
+                Some(c) if c.is_ascii_uppercase() => 'Q',
+                _ => 'q',
+            };
+            format!("{token}{extra}")
+        }
+        Some(Forgery::Wildcard) => "%".to_string(),
+        Some(Forgery::Glob) => "*".to_string(),
+    }
+}
+
+/// A credential under another scheme: `Bearer abc` becomes `Basic abc`
+/// (any other scheme becomes `Bearer`); a value with no scheme gets `Basic`.
+fn other_scheme(value: &str) -> String {
+    match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => format!("Basic {rest}"),
+        Some((_, rest)) => format!("Bearer {rest}"),
+        None => format!("Basic {value}"),
     }
 }
 
@@ -973,7 +1102,18 @@ fn describe_missing(key: &str, name: &str, capture: &Capture, incoming: &Incomin
 }
 
 /// The recording ids a view page lists.
-fn items(view: &View, incoming: &Incoming) -> Result<Vec<String>, String> {
+/// One item of a view page: its recording id and the fields the binding maps.
+struct Item {
+    id: String,
+    /// Its kind, if mapped: video or audio.
+    video: Option<bool>,
+    /// Its call id, if mapped.
+    call: Option<String>,
+    /// Its appointment id, if mapped.
+    appointment: Option<String>,
+}
+
+fn items(view: &View, incoming: &Incoming) -> Result<Vec<Item>, String> {
     let value: Value = serde_json::from_slice(&incoming.bytes)
         .map_err(|_| "a view page that is not JSON".to_string())?;
     let list: Vec<&Value> = match &view.items {
@@ -995,22 +1135,67 @@ fn items(view: &View, incoming: &Incoming) -> Result<Vec<String>, String> {
     if list.len() > ITEMS_MAX {
         return Err(format!("a page of more than {ITEMS_MAX} items"));
     }
-    let mut ids = Vec::with_capacity(list.len());
+    let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
         let id = locate(&view.id, item)
             .and_then(scalar)
             .ok_or_else(|| format!("item {i} has no string or number where `id` says"))?;
         let id = match &view.id_regex {
             None => id,
-            Some(re) => re
-                .captures(&id)
-                .and_then(|c| c.get(1).or_else(|| c.get(0)))
-                .map(|m| m.as_str().to_string())
+            Some(re) => first_group(re, &id)
                 .ok_or_else(|| format!("item {i}'s id does not match `id_regex`"))?,
         };
-        ids.push(id);
+        // A mapped field an item leaves out (or says in a form that names
+        // nothing) gives no fact: there is nothing to compare.
+        let video = view
+            .kind
+            .as_ref()
+            .and_then(|kind| locate(kind, item).and_then(scalar))
+            .and_then(|text| {
+                let text = text.to_ascii_lowercase();
+                match (text.contains("video"), text.contains("audio")) {
+                    (true, false) => Some(true),
+                    (false, true) => Some(false),
+                    _ => None,
+                }
+            });
+        let call = view.call.as_ref().and_then(|(locator, regex)| {
+            let raw = locate(locator, item).and_then(scalar)?;
+            match regex {
+                None => Some(raw),
+                Some(re) => first_group(re, &raw),
+            }
+        });
+        let appointment = view
+            .appointment
+            .as_ref()
+            .and_then(|locator| locate(locator, item).and_then(scalar));
+        out.push(Item {
+            id,
+            video,
+            call,
+            appointment,
+        });
     }
-    Ok(ids)
+    Ok(out)
+}
+
+/// The first group of `re` in `text` (the whole match when it has none).
+fn first_group(re: &regex::Regex, text: &str) -> Option<String> {
+    re.captures(text)
+        .and_then(|c| c.get(1).or_else(|| c.get(0)))
+        .map(|m| m.as_str().to_string())
+}
+
+/// The total count a view's first page states where `total` says, if it
+/// says one.
+fn total_of(total: &Locator, incoming: &Incoming) -> Option<u64> {
+    let value: Value = serde_json::from_slice(&incoming.bytes).ok()?;
+    locate(total, &value).and_then(|v| match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    })
 }
 
 /// The `rel="next"` URL of a `Link` header.
@@ -1097,7 +1282,14 @@ impl Driver for BindingDriver {
                     if let Some(me) = &me {
                         self.recordings.learn_patient(patient, me);
                     }
-                    self.sessions.insert(patient, Session { token, me });
+                    self.sessions.insert(
+                        patient,
+                        Session {
+                            token,
+                            me,
+                            forged: None,
+                        },
+                    );
                 }
                 Ok(observation)
             }
@@ -1273,6 +1465,33 @@ impl Driver for BindingDriver {
                 }
                 Ok(observation)
             }
+            Step::Trespass { act, .. } => self.trespass(patient, act).await,
+            Step::Forge { forgery, .. } => {
+                let mut session = self.session(action, patient)?;
+                session.forged = Some(forgery);
+                let spec = self
+                    .binding
+                    .caps
+                    .views()
+                    .find(|v| v.scope.is_none())
+                    .ok_or_else(|| TargetError::Missing {
+                        action,
+                        what: format!("the binding `{}` has no unscoped view", self.binding.name),
+                    })?;
+                let bound =
+                    self.binding
+                        .view(spec.name)
+                        .cloned()
+                        .ok_or_else(|| TargetError::Missing {
+                            action,
+                            what: format!(
+                                "the binding `{}` has no view `{}`",
+                                self.binding.name, spec.name
+                            ),
+                        })?;
+                let values = self.values(patient);
+                self.view(step, &bound, &session, values, 1, 10).await
+            }
             Step::EraseAccount { .. } => {
                 let session = self.session(action, patient)?;
                 let values = self.values(patient);
@@ -1370,6 +1589,86 @@ impl Driver for BindingDriver {
 }
 
 impl BindingDriver {
+    /// A cross-patient action: `patient`'s session, another patient's
+    /// object. Nothing it answers is learnt: it should have been refused.
+    async fn trespass(&mut self, patient: PatientId, act: Act) -> Result<Observation, TargetError> {
+        let action = "probe";
+        let session = self.session(action, patient)?;
+        let mut values = self.values(patient);
+        match act {
+            Act::Cancel(a) | Act::StartCall(a) => {
+                values.insert("appointment", Self::id_of(&self.appointments, action, a)?);
+            }
+            Act::Upgrade(c) | Act::EndCall(c) => self.call_values(action, c, &mut values)?,
+            Act::SendMedia(c) => {
+                self.call_values(action, c, &mut values)?;
+                // The trespasser's own canary, chunk 0 (the model's chunks
+                // start at 1): were it accepted, the owner's recording
+                // would carry the trespasser's bytes.
+                let bytes = payload::media_chunk_in(self.tag, patient, c, 0);
+                values.insert(
+                    "media_base64",
+                    base64::engine::general_purpose::STANDARD.encode(&bytes),
+                );
+                values.insert("chunk", "0".to_string());
+            }
+            Act::Erase(r) => {
+                values.insert("recording", self.recording_id(action, r).await?);
+            }
+        }
+        let bound = self.bound(action, act.action())?.clone();
+        let (mut observation, _, ok) = self
+            .run_action(action, &bound, &values, Some(&session))
+            .await?;
+        if !ok {
+            let key = match act {
+                Act::Cancel(_) | Act::StartCall(_) => "appointment",
+                Act::Upgrade(_) | Act::SendMedia(_) | Act::EndCall(_) => "call",
+                Act::Erase(_) => "recording",
+            };
+            observation.existence = self
+                .existence(action, &bound, &values, key, &session, &observation)
+                .await?;
+        }
+        Ok(observation)
+    }
+
+    /// The refusal of the same request about an id that never existed, next
+    /// to `refused` (the refusal of the foreign object), when the binding's
+    /// refusal policy says the two must not differ. `None` when the policy is
+    /// `forbidden`, or when the made-up id was answered with success or a
+    /// server error (it named something after all, or the service cannot
+    /// say): nothing to compare.
+    async fn existence(
+        &self,
+        action: &'static str,
+        bound: &BoundAction,
+        values: &HashMap<&'static str, String>,
+        key: &'static str,
+        session: &Session,
+        refused: &Observation,
+    ) -> Result<Option<Existence>, TargetError> {
+        if self.binding.refusal != RefusalPolicy::Indistinguishable {
+            return Ok(None);
+        }
+        let Some(id) = values.get(key) else {
+            return Ok(None);
+        };
+        let mut values = values.clone();
+        values.insert(key, never_existed(id));
+        let unknown = match self.run_action(action, bound, &values, Some(session)).await {
+            Ok((observation, _, false)) => observation,
+            Ok(_) | Err(TargetError::ServerError { .. } | TargetError::Garbage { .. }) => {
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
+        Ok(Some(Existence {
+            foreign: (refused.status, body_shape(refused.bodies.last())),
+            unknown: (unknown.status, body_shape(unknown.bodies.last())),
+        }))
+    }
+
     fn call_values(
         &self,
         action: &'static str,
@@ -1393,6 +1692,59 @@ impl BindingDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forged_credentials_differ_from_the_real_one() {
+        let token = "tok_9aZ";
+        let forged: Vec<String> = Forgery::ALL
+            .into_iter()
+            .filter(|f| !matches!(f, Forgery::Missing | Forgery::Scheme))
+            .map(|f| forged_token(token, Some(f)))
+            .collect();
+        assert_eq!(forged, ["", "tok_9a", "tok_9aZQ", "%", "*"]);
+        assert_eq!(forged_token(token, None), token);
+        assert_eq!(other_scheme("Bearer abc"), "Basic abc");
+        assert_eq!(other_scheme("Token abc"), "Bearer abc");
+        assert_eq!(other_scheme("abc"), "Basic abc");
+    }
+
+    #[test]
+    fn refusal_shapes_name_keys_not_values() {
+        let body = |text: &str| Body {
+            kind: BodyKind::Json,
+            bytes: text.as_bytes().to_vec(),
+        };
+        let a = body(r#"{"error":"recording r1 not found","status":404}"#);
+        let b = body(r#"{"status":404,"error":"no such thing"}"#);
+        assert_eq!(body_shape(Some(&a)), "{error,status}");
+        assert_eq!(body_shape(Some(&a)), body_shape(Some(&b)));
+        assert_eq!(body_shape(Some(&body(r#"{"error":"x"}"#))), "{error}");
+        assert_eq!(body_shape(Some(&body("  "))), "empty");
+        assert_eq!(body_shape(None), "empty");
+        assert_eq!(body_shape(Some(&body("<html>"))), "other");
+        assert_eq!(body_shape(Some(&body("[1]"))), "json");
+    }
+
+    #[test]
+    fn made_up_ids_keep_the_shape_and_differ() {
+        for id in [
+            "pat_01HZX3",
+            "42",
+            "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+            "ABC-z",
+            "--",
+        ] {
+            let made = never_existed(id);
+            assert_ne!(made, id);
+            if id != "--" {
+                assert_eq!(made.len(), id.len());
+                for (a, b) in id.chars().zip(made.chars()) {
+                    assert_eq!(a.is_ascii_digit(), b.is_ascii_digit(), "{id} -> {made}");
+                    assert_eq!(a.is_ascii_alphanumeric(), b.is_ascii_alphanumeric());
+                }
+            }
+        }
+    }
 
     #[test]
     fn ids_are_data_not_url_syntax() {

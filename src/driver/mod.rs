@@ -22,7 +22,7 @@ pub use transport::{Transport, health, http_client};
 
 use std::future::Future;
 
-use crate::model::{RecordingId, Step};
+use crate::model::{AppointmentId, CallId, RecordingId, Step};
 
 /// A recording as the service showed it, in alias terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,6 +82,74 @@ pub struct Observation {
     pub seen: Vec<(String, Seen)>,
     /// Every body the patient received during the step.
     pub bodies: Vec<Body>,
+    /// For a refused cross-patient request, the same request asked about an
+    /// id that never existed, to compare the two refusals (`None` when not
+    /// asked: the request succeeded, the binding's refusal policy is
+    /// `forbidden`, or the step names no foreign object).
+    pub existence: Option<Existence>,
+    /// What the response said about the recordings it showed, in model
+    /// terms, where the binding maps the fields (a view's total, an item's
+    /// kind, call and appointment), each with its field path.
+    pub facts: Vec<(String, Fact)>,
+}
+
+/// A field of a response the model can predict, in aliases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// The view's total count of recordings.
+    Total(u64),
+    /// An item's kind: video (`true`) or audio.
+    Kind {
+        /// The item.
+        recording: Seen,
+        /// Whether it says video.
+        video: bool,
+    },
+    /// An item's call: its alias, or `None` for a call the harness never saw.
+    Call {
+        /// The item.
+        recording: Seen,
+        /// The call.
+        call: Option<CallId>,
+    },
+    /// An item's appointment: its alias, or `None` for one never seen.
+    Appointment {
+        /// The item.
+        recording: Seen,
+        /// The appointment.
+        appointment: Option<AppointmentId>,
+    },
+}
+
+/// Two refusals of the same request: for another patient's object, and for
+/// an id that never existed. Indistinguishable refusals match in both parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existence {
+    /// Status and body shape of the refusal of the foreign object.
+    pub foreign: (u16, String),
+    /// Status and body shape of the refusal of the never-existing id.
+    pub unknown: (u16, String),
+}
+
+/// The shape of a body, for comparing refusals: a JSON object's sorted
+/// top-level keys (`{error,status}`), `json` for other JSON, `empty`, or
+/// `other`. Never the values: those may rightly differ (an echoed id).
+pub fn body_shape(body: Option<&Body>) -> String {
+    let Some(body) = body else {
+        return "empty".to_string();
+    };
+    if body.bytes.iter().all(u8::is_ascii_whitespace) {
+        return "empty".to_string();
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body.bytes) {
+        Ok(serde_json::Value::Object(map)) => {
+            let mut keys: Vec<&str> = map.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            format!("{{{}}}", keys.join(","))
+        }
+        Ok(_) => "json".to_string(),
+        Err(_) => "other".to_string(),
+    }
 }
 
 impl Observation {

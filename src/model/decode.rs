@@ -6,7 +6,8 @@
 //! `kind` picks the kind of step (`kind % 11`, in [`ACTIONS`] order), `pick`
 //! chooses among the steps of that kind whose preconditions hold in the
 //! current state (`pick % n`, folded), `arg` fills in the rest (slot, chunk,
-//! page). A kind with no valid step right now is skipped. Fresh aliases come
+//! page; for a probe, from 0xF0 up, a cross-patient action or a forged
+//! credential instead of a playback probe). A kind with no valid step right now is skipped. Fresh aliases come
 //! from the state's counters, so the decoded steps are numbered in order of
 //! first appearance, as a shrunk scenario is.
 //!
@@ -20,7 +21,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use super::caps::{Action as Capability, Scope};
 use super::ids::{AppointmentId, CallId, PatientId, RecordingId};
 use super::state::{Limits, Mode, PER_PAGE_CHOICES, State};
-use super::step::{Scoped, Slot, Step};
+use super::step::{Act, Forgery, Scoped, Slot, Step};
 
 /// The kinds an action byte chooses among (`kind % 11`), fixed so that old
 /// artifacts keep decoding to the same steps: `view` covers every declared
@@ -43,9 +44,14 @@ const KINDS: [&str; 11] = [
 fn kind_of(step: &Step) -> usize {
     match step {
         Step::EraseAccount { .. } => 10,
+        Step::Forge { .. } => 9,
         other => other.action_index(),
     }
 }
+
+/// A probe action's `arg` from which it decodes to a cross-patient action or
+/// a forged credential instead of a playback probe.
+const TRESPASS_ARG: u8 = 0xF0;
 
 /// The most steps one fuzz input decodes to; later actions are ignored.
 /// Long enough for several patients' whole call lifecycles, short enough
@@ -315,6 +321,46 @@ fn raw_candidates(state: &State, kind: usize, arg: u8) -> Vec<Step> {
                 recording: *id,
             })
             .collect(),
+        // `arg` from 0xF0 up: cross-patient actions, then forged
+        // credentials (added later; below it, probes decode as they always did).
+        "probe" if arg >= TRESPASS_ARG => {
+            let mut steps: Vec<Step> = Vec::new();
+            for &patient in patients {
+                for (id, a) in &state.appointments {
+                    if a.patient != patient {
+                        steps.push(Step::Trespass {
+                            patient,
+                            act: Act::Cancel(*id),
+                        });
+                        steps.push(Step::Trespass {
+                            patient,
+                            act: Act::StartCall(*id),
+                        });
+                    }
+                }
+                for (id, c) in &state.calls {
+                    if c.patient != patient {
+                        for act in [Act::Upgrade(*id), Act::SendMedia(*id), Act::EndCall(*id)] {
+                            steps.push(Step::Trespass { patient, act });
+                        }
+                    }
+                }
+                for (id, r) in &state.recordings {
+                    if r.owner != patient {
+                        steps.push(Step::Trespass {
+                            patient,
+                            act: Act::Erase(*id),
+                        });
+                    }
+                }
+            }
+            for &patient in patients {
+                for forgery in Forgery::ALL {
+                    steps.push(Step::Forge { patient, forgery });
+                }
+            }
+            steps
+        }
         "probe" => patients
             .iter()
             .flat_map(|&patient| {

@@ -12,7 +12,7 @@ use proptest_state_machine::strategy::Sequential;
 use super::caps::{Action, Scope, ViewSpec};
 use super::ids::{AppointmentId, CallId, PatientId, RecordingId};
 use super::state::{Limits, Mode, PER_PAGE_CHOICES, State};
-use super::step::{Scoped, Slot, Step};
+use super::step::{Act, Forgery, Scoped, Slot, Step};
 
 /// The strategy for one next step from `state`, weighted so that calls,
 /// upgrades, history views and probes are common.
@@ -204,7 +204,57 @@ pub fn next_step(state: &State) -> BoxedStrategy<Step> {
         }
     }
 
+    trespass_options(state, &patients, &mut options);
+
     Union::new_weighted(options).boxed()
+}
+
+/// Cross-patient actions (every bound action that names an object, tried on
+/// another patient's object) and forged credentials.
+fn trespass_options(
+    state: &State,
+    patients: &[PatientId],
+    options: &mut Vec<(u32, BoxedStrategy<Step>)>,
+) {
+    let caps = state.limits.caps;
+    let mut objects: Vec<(PatientId, Act)> = Vec::new();
+    for (id, a) in &state.appointments {
+        objects.push((a.patient, Act::Cancel(*id)));
+        objects.push((a.patient, Act::StartCall(*id)));
+    }
+    for (id, c) in &state.calls {
+        objects.push((c.patient, Act::Upgrade(*id)));
+        objects.push((c.patient, Act::SendMedia(*id)));
+        objects.push((c.patient, Act::EndCall(*id)));
+    }
+    for (id, r) in &state.recordings {
+        objects.push((r.owner, Act::Erase(*id)));
+    }
+    let trespasses: Vec<(PatientId, Act)> = patients
+        .iter()
+        .flat_map(|p| {
+            objects
+                .iter()
+                .filter(move |(owner, act)| owner != p && caps.has(act.action()))
+                .map(move |(_, act)| (*p, *act))
+        })
+        .collect();
+    if !trespasses.is_empty() {
+        options.push((
+            2,
+            select(trespasses)
+                .prop_map(|(patient, act)| Step::Trespass { patient, act })
+                .boxed(),
+        ));
+    }
+    if !patients.is_empty() && caps.views().any(|v| v.scope.is_none()) {
+        options.push((
+            1,
+            (select(patients.to_vec()), select(Forgery::ALL.to_vec()))
+                .prop_map(|(patient, forgery)| Step::Forge { patient, forgery })
+                .boxed(),
+        ));
+    }
 }
 
 /// Page and page size: mostly the first page at the default size, as real

@@ -22,7 +22,7 @@ pub use decode::{FLOW_STEPS_MAX, Flow, decode, encode};
 pub use generate::{next_step, sequences};
 pub use ids::{AliasError, AppointmentId, CallId, PatientId, RecordingId};
 pub use state::{Appointment, Call, Limits, Mode, PER_PAGE_CHOICES, Recording, State};
-pub use step::{ACTIONS, Scoped, Slot, Step, StepParseError};
+pub use step::{ACTIONS, Act, Forgery, Scoped, Slot, Step, StepParseError};
 
 /// The first step (index) whose precondition fails, replaying from the empty state.
 pub fn first_invalid(limits: Limits, steps: &[Step]) -> Option<usize> {
@@ -34,6 +34,26 @@ pub fn first_invalid(limits: Limits, steps: &[Step]) -> Option<usize> {
         state = state.apply(step);
     }
     None
+}
+
+/// The steps `patient` takes in `steps` on their own: each of theirs that
+/// names only their own objects (no probe, no tampering, no other patient's
+/// object), in order. What another patient did is left out, so a
+/// noninterference check can compare the patient's observations with and
+/// without everybody else.
+pub fn alone(limits: Limits, steps: &[Step], patient: PatientId) -> Vec<Step> {
+    let mut state = State::new(limits);
+    let mut own = Vec::new();
+    for step in steps {
+        if !state.precondition(step) {
+            break;
+        }
+        if step.patient() == patient && !state.is_cross_patient(step) {
+            own.push(step.clone());
+        }
+        state = state.apply(step);
+    }
+    own
 }
 
 /// The first step (index into `steps`) that cannot run where it stands when
@@ -176,6 +196,18 @@ pub fn renumber(steps: &[Step]) -> Vec<Step> {
                     patient,
                     recording: RecordingId(next(&mut names.r, recording.0)),
                 },
+                Step::Trespass { act, .. } => Step::Trespass {
+                    patient,
+                    act: match act {
+                        Act::Cancel(a) => Act::Cancel(AppointmentId(next(&mut names.a, a.0))),
+                        Act::StartCall(a) => Act::StartCall(AppointmentId(next(&mut names.a, a.0))),
+                        Act::Upgrade(c) => Act::Upgrade(CallId(next(&mut names.c, c.0))),
+                        Act::SendMedia(c) => Act::SendMedia(CallId(next(&mut names.c, c.0))),
+                        Act::EndCall(c) => Act::EndCall(CallId(next(&mut names.c, c.0))),
+                        Act::Erase(r) => Act::Erase(RecordingId(next(&mut names.r, r.0))),
+                    },
+                },
+                Step::Forge { forgery, .. } => Step::Forge { patient, forgery },
             }
         })
         .collect()
@@ -209,6 +241,20 @@ pub fn caps_for(steps: &[Step]) -> Capabilities {
             }
         }
     }
+    // A forged credential asks the binding's first unscoped view, whichever
+    // it is: a scenario that forges needs one.
+    if steps.iter().any(|s| matches!(s, Step::Forge { .. }))
+        && !views.iter().any(|v| v.scope.is_none())
+        && !views.iter().any(|v| v.name == ViewName::HISTORY)
+    {
+        views.push(ViewSpec {
+            name: ViewName::HISTORY,
+            scope: None,
+            paged: true,
+            order: Order::Any,
+            tamperable: false,
+        });
+    }
     for view in views {
         // A step naming a view with another shape than its first use fails
         // the validity check instead; more than VIEWS_MAX views likewise.
@@ -229,6 +275,7 @@ pub fn first_outside(caps: Capabilities, steps: &[Step]) -> Option<usize> {
             return true;
         }
         match step {
+            Step::Forge { .. } => !caps.views().any(|v| v.scope.is_none()),
             Step::View {
                 view, of, subject, ..
             } => match caps.view(*view) {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::caps::{Action, Capabilities, Order, Scope, ViewSpec};
 use super::ids::{AppointmentId, CallId, PatientId, RecordingId};
-use super::step::{Scoped, Step};
+use super::step::{Act, Scoped, Step};
 
 /// Limits on what the model generates. All limits live here, together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +255,19 @@ impl State {
                 .calls
                 .values()
                 .any(|c| c.patient == patient && !c.ended),
+            // Any object of somebody else's, in any state: a trespass must be
+            // refused whatever the object's state.
+            Step::Trespass { patient, act } => match act {
+                Act::Cancel(a) | Act::StartCall(a) => self
+                    .appointments
+                    .get(&a)
+                    .is_some_and(|a| a.patient != patient),
+                Act::Upgrade(c) | Act::SendMedia(c) | Act::EndCall(c) => {
+                    self.calls.get(&c).is_some_and(|c| c.patient != patient)
+                }
+                Act::Erase(r) => self.recordings.get(&r).is_some_and(|r| r.owner != patient),
+            },
+            Step::Forge { .. } => caps.views().any(|v| v.scope.is_none()),
         }
     }
 
@@ -342,7 +355,11 @@ impl State {
                     }
                 }
             }
-            Step::View { .. } | Step::Play { .. } | Step::Probe { .. } => {}
+            Step::View { .. }
+            | Step::Play { .. }
+            | Step::Probe { .. }
+            | Step::Trespass { .. }
+            | Step::Forge { .. } => {}
             Step::Erase { recording, .. } => {
                 if let Some(r) = self.recordings.get_mut(&recording) {
                     r.erased = true;
@@ -455,7 +472,7 @@ impl State {
     /// and the oracles judge what it shows.
     pub fn is_cross_patient(&self, step: &Step) -> bool {
         match *step {
-            Step::Probe { .. } => true,
+            Step::Probe { .. } | Step::Trespass { .. } | Step::Forge { .. } => true,
             Step::View {
                 patient,
                 of,
@@ -494,6 +511,8 @@ impl Step {
             Step::Play { .. } | Step::Probe { .. } => Some(Action::Play),
             Step::Erase { .. } => Some(Action::Erase),
             Step::EraseAccount { .. } => Some(Action::EraseAccount),
+            Step::Trespass { act, .. } => Some(act.action()),
+            Step::Forge { .. } => None,
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::caps::{Scope, ViewName, ViewNameError};
+use super::caps::{Action, Scope, ViewName, ViewNameError};
 use super::ids::{AliasError, AppointmentId, CallId, PatientId, RecordingId};
 
 /// A booking slot on the model's virtual calendar: a day and an hour.
@@ -143,6 +143,143 @@ pub enum Step {
         /// Who leaves.
         patient: PatientId,
     },
+    /// `P2 probe cancel A1` — a cross-patient action: the patient tries an
+    /// action that names an object on another patient's object, with their
+    /// own session. It must be refused and change nothing.
+    Trespass {
+        /// Who tries it (whose session is used).
+        patient: PatientId,
+        /// The action and the foreign object.
+        act: Act,
+    },
+    /// `P1 forge truncated` — the patient's first unscoped view, asked with a
+    /// forged credential (missing, empty, truncated, padded, wildcard-looking,
+    /// with the wrong scheme). It must be refused: a forged credential never
+    /// acts as any patient.
+    Forge {
+        /// Whose credential is forged.
+        patient: PatientId,
+        /// How.
+        forgery: Forgery,
+    },
+}
+
+/// An action that names an object, aimed at another patient's object by a
+/// [`Step::Trespass`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Act {
+    /// Cancel the appointment.
+    Cancel(AppointmentId),
+    /// Start a call of the appointment.
+    StartCall(AppointmentId),
+    /// Switch the call to video.
+    Upgrade(CallId),
+    /// Send a media chunk (carrying the trespasser's canary) into the call.
+    SendMedia(CallId),
+    /// Hang up the call.
+    EndCall(CallId),
+    /// Erase the recording.
+    Erase(RecordingId),
+}
+
+impl Act {
+    /// The bound action it exercises.
+    pub fn action(self) -> Action {
+        match self {
+            Act::Cancel(_) => Action::Cancel,
+            Act::StartCall(_) => Action::StartCall,
+            Act::Upgrade(_) => Action::Upgrade,
+            Act::SendMedia(_) => Action::SendMedia,
+            Act::EndCall(_) => Action::EndCall,
+            Act::Erase(_) => Action::Erase,
+        }
+    }
+
+    /// The action word, as in scenario text.
+    pub fn word(self) -> &'static str {
+        match self {
+            Act::Cancel(_) => "cancel",
+            Act::StartCall(_) => "start-call",
+            Act::Upgrade(_) => "upgrade",
+            Act::SendMedia(_) => "send-media",
+            Act::EndCall(_) => "end-call",
+            Act::Erase(_) => "erase",
+        }
+    }
+
+    fn parse(word: &str, object: &str) -> Result<Option<Act>, StepParseError> {
+        Ok(Some(match word {
+            "cancel" => Act::Cancel(object.parse()?),
+            "start-call" => Act::StartCall(object.parse()?),
+            "upgrade" => Act::Upgrade(object.parse()?),
+            "send-media" => Act::SendMedia(object.parse()?),
+            "end-call" => Act::EndCall(object.parse()?),
+            "erase" => Act::Erase(object.parse()?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+impl fmt::Display for Act {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = self.word();
+        match self {
+            Act::Cancel(a) | Act::StartCall(a) => write!(f, "{word} {a}"),
+            Act::Upgrade(c) | Act::SendMedia(c) | Act::EndCall(c) => write!(f, "{word} {c}"),
+            Act::Erase(r) => write!(f, "{word} {r}"),
+        }
+    }
+}
+
+/// How a [`Step::Forge`] forges the patient's credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Forgery {
+    /// No credential at all.
+    Missing,
+    /// The credential's place, holding an empty token.
+    Empty,
+    /// The token without its last character.
+    Truncated,
+    /// The token with one character more.
+    Padded,
+    /// `%` for the token (a SQL `LIKE` wildcard).
+    Wildcard,
+    /// `*` for the token (a glob).
+    Glob,
+    /// The token under another scheme (`Basic` for `Bearer`).
+    Scheme,
+}
+
+impl Forgery {
+    /// Every forgery, in a fixed order.
+    pub const ALL: [Forgery; 7] = [
+        Forgery::Missing,
+        Forgery::Empty,
+        Forgery::Truncated,
+        Forgery::Padded,
+        Forgery::Wildcard,
+        Forgery::Glob,
+        Forgery::Scheme,
+    ];
+
+    /// Its name in scenario text.
+    pub fn name(self) -> &'static str {
+        match self {
+            Forgery::Missing => "missing",
+            Forgery::Empty => "empty",
+            Forgery::Truncated => "truncated",
+            Forgery::Padded => "padded",
+            Forgery::Wildcard => "wildcard",
+            Forgery::Glob => "glob",
+            Forgery::Scheme => "scheme",
+        }
+    }
+}
+
+impl fmt::Display for Forgery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The object a scoped view is parametrised by.
@@ -199,7 +336,7 @@ pub enum StepParseError {
     #[error(transparent)]
     Alias(#[from] AliasError),
     /// The action word is not known.
-    #[error("unknown action `{0}`; expected one of: {actions}", actions = ACTIONS.join(", "))]
+    #[error("unknown action `{0}`; expected one of: {actions}, forge", actions = ACTIONS.join(", "))]
     UnknownAction(String),
     /// A view name is malformed.
     #[error(transparent)]
@@ -229,7 +366,9 @@ impl Step {
             | Step::Play { patient, .. }
             | Step::Probe { patient, .. }
             | Step::Erase { patient, .. }
-            | Step::EraseAccount { patient } => patient,
+            | Step::EraseAccount { patient }
+            | Step::Trespass { patient, .. }
+            | Step::Forge { patient, .. } => patient,
         }
     }
 
@@ -250,7 +389,10 @@ impl Step {
             Step::EndCall { .. } => 6,
             Step::View { .. } => 7,
             Step::Play { .. } => 8,
-            Step::Probe { .. } => 9,
+            // A cross-patient action counts as a probe; a forged credential
+            // (one patient is enough) as the view it asks.
+            Step::Probe { .. } | Step::Trespass { .. } => 9,
+            Step::Forge { .. } => 7,
             Step::Erase { .. } => 10,
             Step::EraseAccount { .. } => 11,
         }
@@ -366,7 +508,30 @@ impl Step {
                 patient,
                 recording: r.parse()?,
             },
-            ("probe", _) => return Err(usage("probe", "P2 probe R1")),
+            ("probe", [word, object]) => Step::Trespass {
+                patient,
+                act: Act::parse(word, object)?.ok_or(usage(
+                    "probe",
+                    "P2 probe R1, or P2 probe cancel|start-call A1, upgrade|send-media|end-call C1, erase R1",
+                ))?,
+            },
+            ("probe", _) => return Err(usage("probe", "P2 probe R1 (or P2 probe cancel A1)")),
+            ("forge", [how]) => Step::Forge {
+                patient,
+                forgery: Forgery::ALL
+                    .into_iter()
+                    .find(|f| f.name() == *how)
+                    .ok_or(usage(
+                        "forge",
+                        "P1 forge missing|empty|truncated|padded|wildcard|glob|scheme",
+                    ))?,
+            },
+            ("forge", _) => {
+                return Err(usage(
+                    "forge",
+                    "P1 forge missing|empty|truncated|padded|wildcard|glob|scheme",
+                ));
+            }
             ("erase", [r]) => Step::Erase {
                 patient,
                 recording: r.parse()?,
@@ -446,6 +611,8 @@ impl fmt::Display for Step {
             Step::Probe { patient, recording } => write!(f, "{patient} probe {recording}"),
             Step::Erase { patient, recording } => write!(f, "{patient} erase {recording}"),
             Step::EraseAccount { patient } => write!(f, "{patient} erase-account"),
+            Step::Trespass { patient, act } => write!(f, "{patient} probe {act}"),
+            Step::Forge { patient, forgery } => write!(f, "{patient} forge {forgery}"),
         }
     }
 }

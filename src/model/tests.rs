@@ -52,6 +52,19 @@ fn preconditions_accept_valid_steps_and_refuse_invalid_ones() {
         ("P5 register", Some(4)), // above patients_max
         ("P2 book A1 at d1-10h", Some(4)), // A1 not fresh
         ("P1 end-call C1\nP1 send-media C1 #1", Some(5)), // ended
+        // Cross-patient actions: any object of somebody else's, in any state.
+        (
+            "P2 probe end-call C1\nP2 probe upgrade C1\nP2 probe cancel A1",
+            None,
+        ),
+        (
+            "P1 end-call C1\nP2 probe end-call C1\nP2 probe start-call A1",
+            None,
+        ),
+        ("P1 probe cancel A1", Some(4)), // own appointment is not a trespass
+        ("P2 probe send-media C9", Some(4)), // no such call
+        ("P3 probe erase R1", Some(4)),  // P3 not registered
+        ("P1 forge truncated\nP2 forge missing", None),
     ];
     for (extra, expected) in table {
         let got = replay(&format!("{CALL}{extra}")).err();
@@ -94,6 +107,14 @@ fn steps_print_and_parse_back() {
         "P1 erase-account",
         "P2 probe R1",
         "P1 cancel A1",
+        "P2 probe cancel A1",
+        "P2 probe start-call A1",
+        "P2 probe upgrade C1",
+        "P2 probe send-media C1",
+        "P2 probe end-call C1",
+        "P2 probe erase R1",
+        "P1 forge missing",
+        "P1 forge scheme",
     ]) {
         let step = Step::parse(line).unwrap();
         assert_eq!(step.to_string(), line);
@@ -105,10 +126,47 @@ fn steps_print_and_parse_back() {
         ("X1 register", "a patient alias"),
         ("P1 play C1", "a recording alias"),
         ("P1 view-history page=0 per-page=10", "page 1-255"),
+        ("P2 probe cancel R1", "an appointment alias"),
+        ("P2 probe fly A1", "P2 probe cancel|start-call A1"),
+        ("P1 forge guessed", "missing|empty|truncated"),
     ] {
         let err = Step::parse(bad).unwrap_err().to_string();
         assert!(err.contains(needle), "{bad}: {err}");
     }
+}
+
+#[test]
+fn probes_change_nothing_and_a_patient_alone_keeps_only_their_own_steps() {
+    // Goal: a trespass or a forgery leaves the model as it was, and the
+    // noninterference projection drops every other patient's steps and every
+    // cross-patient one.
+    let before = replay(CALL).unwrap();
+    let after = replay(&format!(
+        "{CALL}P2 probe end-call C1\nP2 probe erase R1\nP2 forge wildcard"
+    ))
+    .unwrap();
+    assert_eq!(before, after);
+    let steps: Vec<Step> = format!(
+        "{CALL}P2 book A2 at d1-09h\nP2 probe end-call C1\nP1 view history page=1 per-page=10\n\
+         P2 view history page=1 per-page=10\nP1 end-call C1"
+    )
+    .lines()
+    .map(|l| Step::parse(l).unwrap())
+    .collect();
+    let alone: Vec<String> = alone(Limits::default(), &steps, PatientId(1))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        alone,
+        [
+            "P1 register",
+            "P1 book A1 at d1-09h",
+            "P1 start-call A1 -> C1 R1",
+            "P1 view history page=1 per-page=10",
+            "P1 end-call C1",
+        ]
+    );
 }
 
 #[test]

@@ -3,11 +3,16 @@
 //!
 //! **Architecture invariant:** nothing here does I/O or sees a service id; a
 //! violation names aliases, a field path and whose canary it was — never a
-//! payload. Completeness findings are warnings: they are not privacy leaks.
+//! payload. Completeness findings are warnings: they are not privacy leaks
+//! (the runners make one a violation when the missing recording had been
+//! shown to its owner finished before: it was lost, `Finding::Lost`).
+//! Noninterference is judged by the runner, which alone can run a patient's
+//! steps again without everybody else (`runner::alone_steps`).
 
 mod completeness;
 mod content;
 mod erasure;
+mod integrity;
 mod ownership;
 mod refusal;
 
@@ -16,7 +21,7 @@ use std::fmt;
 pub use content::{Canaries, CanaryOwner};
 
 use crate::driver::{Observation, Seen};
-use crate::model::{PatientId, State, Step};
+use crate::model::{Act, Forgery, PatientId, State, Step};
 
 /// The clause of the privacy property a finding breaks.
 #[derive(
@@ -32,17 +37,26 @@ pub enum Clause {
     Refusal,
     /// An erased recording was visible again.
     Erasure,
-    /// A patient's own recording was missing (a warning, not a leak).
+    /// A patient's observation depended on what other patients did: a step
+    /// refused in the case succeeds when the patient acts alone.
+    Noninterference,
+    /// A field the model predicts (a view's total, a recording's kind, call
+    /// or appointment) differs from the model.
+    Integrity,
+    /// A patient's own recording was missing (a warning, not a leak; a
+    /// violation when it had been shown to them before: lost).
     Completeness,
 }
 
 impl Clause {
     /// Every clause, in DESIGN.md's order.
-    pub const ALL: [Clause; 5] = [
+    pub const ALL: [Clause; 7] = [
         Clause::Ownership,
         Clause::Content,
         Clause::Refusal,
         Clause::Erasure,
+        Clause::Noninterference,
+        Clause::Integrity,
         Clause::Completeness,
     ];
 
@@ -53,6 +67,8 @@ impl Clause {
             Clause::Content => "content",
             Clause::Refusal => "refusal",
             Clause::Erasure => "erasure",
+            Clause::Noninterference => "noninterference",
+            Clause::Integrity => "integrity",
             Clause::Completeness => "completeness",
         }
     }
@@ -85,11 +101,13 @@ impl std::str::FromStr for Clause {
 /// step: the most specific one (a served probe is first a refusal, though the
 /// probing patient was also shown a recording that is not theirs).
 pub fn primary_clause(violations: &[Violation]) -> Option<Clause> {
-    const PRIORITY: [Clause; 5] = [
+    const PRIORITY: [Clause; 7] = [
         Clause::Refusal,
         Clause::Erasure,
         Clause::Content,
         Clause::Ownership,
+        Clause::Integrity,
+        Clause::Noninterference,
         Clause::Completeness,
     ];
     PRIORITY
@@ -123,6 +141,62 @@ pub enum Finding {
         recording: Seen,
         /// Its owner.
         owner: PatientId,
+        /// The status the service answered.
+        status: u16,
+    },
+    /// An action on `owner`'s object, with another patient's session, was
+    /// answered with success.
+    Trespassed {
+        /// The action and the object.
+        act: Act,
+        /// The object's owner.
+        owner: PatientId,
+        /// The status the service answered.
+        status: u16,
+    },
+    /// A cross-patient request was refused, but not as the same request
+    /// about an id that never existed: the refusal tells the object exists.
+    Reveals {
+        /// What was asked about: a recording, or an action on an object.
+        asked: String,
+        /// The object's owner.
+        owner: PatientId,
+        /// Status and body shape of the refusal of the foreign object.
+        foreign: (u16, String),
+        /// Status and body shape of the refusal of an id that never existed.
+        unknown: (u16, String),
+    },
+    /// A step refused in the case (`status`) succeeded when its patient's
+    /// own `alone` steps ran without anybody else.
+    Interfered {
+        /// The step, as scenario text.
+        step: String,
+        /// The status it was refused with in the case.
+        status: u16,
+        /// How many steps the patient took alone, the refused one last.
+        alone: usize,
+    },
+    /// A mapped field differs from what the model predicts.
+    Mismatch {
+        /// The item it is about (`None` for a view's total).
+        recording: Option<Seen>,
+        /// Which field: `total`, `kind`, `call` or `appointment`.
+        what: &'static str,
+        /// What the model predicts, in aliases or numbers.
+        expected: String,
+        /// What the service said, in aliases or numbers.
+        got: String,
+    },
+    /// Soak: one of the patient's own finished recordings, shown to them
+    /// before, is missing from a view that should hold it.
+    Lost {
+        /// The lost recording.
+        recording: Seen,
+    },
+    /// A forged credential was answered with success.
+    Forged {
+        /// How it was forged.
+        forgery: Forgery,
         /// The status the service answered.
         status: u16,
     },
@@ -193,6 +267,67 @@ impl fmt::Display for Violation {
                 f,
                 "{p} asked for {owner}'s {recording} by id and the service answered {status} instead of refusing (401/403/404)"
             ),
+            Finding::Trespassed { act, owner, status } => write!(
+                f,
+                "{p} tried `{act}` on {owner}'s object with their own session and the service answered {status} instead of refusing (cross-patient action)"
+            ),
+            Finding::Reveals {
+                asked,
+                owner,
+                foreign,
+                unknown,
+            } => {
+                write!(
+                    f,
+                    "{p} asked `{asked}` of {owner}'s object and was refused with {}",
+                    foreign.0
+                )?;
+                if foreign.0 == unknown.0 {
+                    write!(f, " (body {})", foreign.1)?;
+                }
+                write!(f, ", but an id that never existed gets {}", unknown.0)?;
+                if foreign.0 == unknown.0 {
+                    write!(f, " (body {})", unknown.1)?;
+                }
+                write!(
+                    f,
+                    ": the refusal tells the object exists (if the service answers 403 by design, say `policy = \"forbidden\"` under `[refusal]` in the binding)"
+                )
+            }
+            Finding::Interfered {
+                step,
+                status,
+                alone,
+            } => write!(
+                f,
+                "`{step}` was refused ({status}), yet succeeds when {p}'s own {alone} steps run alone: what other patients did changed what {p} may do"
+            ),
+            Finding::Mismatch {
+                recording: None,
+                what,
+                expected,
+                got,
+            } => write!(
+                f,
+                "{p}'s view says its {what} is {got} at `{at}`, but {p} has {expected}: it counts recordings that are not {p}'s own"
+            ),
+            Finding::Mismatch {
+                recording: Some(recording),
+                what,
+                expected,
+                got,
+            } => write!(
+                f,
+                "{p} was shown their {recording} with {what} {got} at `{at}`, but {recording} is {expected}"
+            ),
+            Finding::Lost { recording } => write!(
+                f,
+                "{p}'s own finished recording {recording}, shown to {p} before, has vanished from `{at}` (lost)"
+            ),
+            Finding::Forged { forgery, status } => write!(
+                f,
+                "{p}'s credential, forged ({forgery}), was answered {status} instead of being refused: a forged credential acted as a patient"
+            ),
             Finding::ErasedVisible { recording, owner } => write!(
                 f,
                 "{recording} was erased by {owner}, yet {p} was shown it again at `{at}`"
@@ -243,6 +378,7 @@ pub fn check(
     violations.extend(content::check(canaries, &ctx));
     violations.extend(refusal::check(&ctx));
     violations.extend(erasure::check(&ctx));
+    violations.extend(integrity::check(&ctx));
     violations.sort();
     violations.dedup();
     let mut warnings = completeness::check(&ctx);

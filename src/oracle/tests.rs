@@ -29,6 +29,8 @@ fn obs(status: u16, seen: &[(&str, Seen)], bodies: Vec<Body>) -> Observation {
         status,
         seen: seen.iter().map(|(f, s)| (f.to_string(), *s)).collect(),
         bodies,
+        existence: None,
+        facts: Vec::new(),
     }
 }
 

@@ -16,9 +16,15 @@ pub fn clause_rule(clause: Clause) -> &'static str {
         }
         Clause::Content => "no bytes a patient receives may carry another patient's canary",
         Clause::Refusal => {
-            "a request for another patient's recording by id must be refused (401/403/404)"
+            "a request for another patient's recording or object, or with a forged credential, must be refused (401/403/404), and refused as an id that never existed is"
         }
         Clause::Erasure => "a recording its owner erased must never be visible again, to anyone",
+        Clause::Integrity => {
+            "every field the model can predict (a view's total, a recording's kind, call and appointment) matches it"
+        }
+        Clause::Noninterference => {
+            "what a patient may do and sees must not depend on what other patients do"
+        }
         Clause::Completeness => "a patient's own finished recordings must appear",
     }
 }

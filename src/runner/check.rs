@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use super::execute::{CaseEnd, CaseRun, execute};
+use super::execute::{CaseEnd, CaseRun, alone_steps, execute, interfered};
 use crate::driver::Driver;
 use crate::model::{self, ACTIONS, Limits, PatientId, RecordingId, Slot, Step};
 use crate::oracle::{Canaries, Violation};
@@ -38,6 +38,8 @@ pub struct CheckConfig {
     /// recordings (`--accept-incomplete`): a pass with completeness warnings
     /// instead of an unknown verdict.
     pub accept_incomplete: bool,
+    /// Completeness warnings fail the run (`--strict`; the gate always).
+    pub strict: bool,
 }
 
 impl Default for CheckConfig {
@@ -49,6 +51,7 @@ impl Default for CheckConfig {
             limits: Limits::default(),
             shrink_runs_max: 2_000,
             accept_incomplete: false,
+            strict: false,
         }
     }
 }
@@ -125,8 +128,45 @@ pub fn rng_for(seed: u64) -> TestRng {
     TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
-/// Run one case against a fresh service from `target`.
+/// Run one case against a fresh service from `target`. A case the service
+/// refused a valid step in is run again as the refused step's patient alone
+/// ([`interference`]): refused with others, served alone, is a
+/// noninterference violation.
 pub async fn run_case(
+    target: &Target,
+    limits: Limits,
+    steps: &[Step],
+    seen: Option<&Arc<AtomicUsize>>,
+) -> CaseRun {
+    let mut run = run_case_once(target, limits, steps, seen).await;
+    if let CaseEnd::Diverged { step, status, .. } = run.end
+        && let Some(violation) = interference(target, limits, steps, step, status).await
+    {
+        run.end = CaseEnd::Violated {
+            violations: vec![violation],
+        };
+    }
+    run
+}
+
+/// The noninterference check of a diverged case: the refused step (`at`,
+/// from 1) and its patient's own earlier steps run alone against a fresh
+/// service ([`alone_steps`]). `Some` when alone every one of them succeeds.
+/// Costs one more case, only where a case diverged.
+async fn interference(
+    target: &Target,
+    limits: Limits,
+    steps: &[Step],
+    at: usize,
+    status: u16,
+) -> Option<Violation> {
+    let alone = alone_steps(limits, steps, at, &target.binding().shared)?;
+    let run = run_case_once(target, limits, &alone, None).await;
+    (run.end == CaseEnd::Passed).then(|| interfered(steps, at, status, &alone))
+}
+
+/// One case against a fresh service from `target`, as it comes.
+async fn run_case_once(
     target: &Target,
     limits: Limits,
     steps: &[Step],
@@ -316,8 +356,11 @@ impl Shrinker<'_> {
         }
         // Finally plain values, so the scenario reads like a story: day 1 at
         // 09h, chunk #1, the first history page at the default size.
-        for i in 0..best.len() {
-            let simpler = match best[i] {
+        // `best` may shrink under the loop (a simpler step can fail sooner).
+        let mut i = 0;
+        while let Some(step) = best.get(i) {
+            i += 1;
+            let simpler = match *step {
                 Step::Book {
                     patient,
                     appointment,
@@ -354,7 +397,7 @@ impl Shrinker<'_> {
                 _ => continue,
             };
             let mut candidate = best.clone();
-            candidate[i] = simpler;
+            candidate[i - 1] = simpler;
             if let Some(run) = self.still_fails(&candidate, None).await {
                 best = failing_prefix(&candidate, &run);
                 best_run = run;
@@ -428,7 +471,7 @@ pub async fn check(
         progress.case_done(case, config.cases);
         match &run.end {
             CaseEnd::Passed => {}
-            CaseEnd::Diverged { step, reason } => {
+            CaseEnd::Diverged { step, reason, .. } => {
                 report.diverged_cases += 1;
                 if report.first_divergence.is_none() {
                     report.first_divergence = Some(format!("case {case}, step {step}: {reason}"));

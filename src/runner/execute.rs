@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use crate::driver::{BindingDriver, Driver, Observation, RecordingBook, Seen, TargetError};
 use crate::model::PatientId;
 use crate::model::{ACTIONS, Limits, State, Step};
-use crate::oracle::{self, Canaries, Violation};
+use crate::oracle::{self, Canaries, Clause, Finding, Violation};
 use crate::target::CaseTarget;
 
 /// How a case ended.
@@ -29,6 +29,8 @@ pub enum CaseEnd {
         step: usize,
         /// What was expected and what came back, in aliases.
         reason: String,
+        /// The status the service refused it with.
+        status: u16,
     },
     /// The target failed (no answer, 5xx, garbage): the verdict is unknown.
     TargetFailed {
@@ -96,6 +98,88 @@ pub(crate) fn own_finished_seen(after: &State, step: &Step, observation: &Observ
         .count() as u64
 }
 
+/// The steps to run alone for the noninterference check of a case the
+/// service refused step `at` (from 1) of: that step's patient's own steps up
+/// to it ([`crate::model::alone`]). `None` when there is nothing to compare:
+/// the step's action is one the binding declares `shared` (by default
+/// register and book: a calendar's slots are shared by design, and an
+/// account name may be taken), nobody else acted before it, it was itself
+/// cross-patient, or the patient's steps are not valid alone.
+pub fn alone_steps(
+    limits: Limits,
+    steps: &[Step],
+    at: usize,
+    shared: &[String],
+) -> Option<Vec<Step>> {
+    let step = steps.get(at.checked_sub(1)?)?;
+    if shared.iter().any(|a| a == step.action()) {
+        return None;
+    }
+    let alone = crate::model::alone(limits, &steps[..at], step.patient());
+    if alone.len() == at || alone.last() != Some(step) {
+        return None;
+    }
+    crate::model::first_invalid(limits, &alone)
+        .is_none()
+        .then_some(alone)
+}
+
+/// The noninterference violation of step `at` (from 1), refused with
+/// `status` in `steps`, that succeeded when its patient's `alone` steps ran
+/// without anybody else.
+pub fn interfered(steps: &[Step], at: usize, status: u16, alone: &[Step]) -> Violation {
+    let step = &steps[at - 1];
+    Violation {
+        clause: Clause::Noninterference,
+        step: at,
+        patient: step.patient(),
+        field: "status".to_string(),
+        finding: Finding::Interfered {
+            step: step.to_string(),
+            status,
+            alone: alone.len(),
+        },
+    }
+}
+
+/// Lost recordings: a completeness warning about a recording its owner was
+/// already shown finished (`seen_complete`) becomes a violation — the
+/// service had it and lost it, which no eventual consistency explains.
+/// Records in `seen_complete` the owner's finished recordings this view shows.
+pub(crate) fn lost(
+    judgement: &mut oracle::Judgement,
+    seen_complete: &mut std::collections::BTreeSet<crate::model::RecordingId>,
+    after: &State,
+    step: &Step,
+    observation: &Observation,
+) {
+    for warning in std::mem::take(&mut judgement.warnings) {
+        match warning.finding {
+            Finding::Missing {
+                recording: Seen::Known(r),
+            } if seen_complete.contains(&r) => judgement.violations.push(Violation {
+                finding: Finding::Lost {
+                    recording: Seen::Known(r),
+                },
+                ..warning
+            }),
+            _ => judgement.warnings.push(warning),
+        }
+    }
+    if matches!(step, Step::View { .. }) && observation.is_success() {
+        for (_, seen) in &observation.seen {
+            if let Seen::Known(r) = seen
+                && after
+                    .recordings
+                    .get(r)
+                    .is_some_and(|rec| rec.owner == step.patient() && rec.finished && !rec.erased)
+            {
+                seen_complete.insert(*r);
+            }
+        }
+    }
+}
+
 /// Whether a non-success answer to a valid step means the service and the
 /// model disagree (`state` is the state before the step).
 fn divergence(state: &State, step: &Step, observation: &Observation) -> Option<String> {
@@ -135,6 +219,7 @@ pub async fn execute<D: Driver>(
         coverage: [0; ACTIONS.len()],
         own_seen: 0,
     };
+    let mut seen_complete = std::collections::BTreeSet::new();
     for (i, step) in steps.iter().enumerate() {
         let index = i + 1;
         debug_assert!(
@@ -154,7 +239,14 @@ pub async fn execute<D: Driver>(
             }
         };
         let after = state.clone().apply(step);
-        let judgement = oracle::check(canaries, &state, &after, index, step, &observation);
+        let mut judgement = oracle::check(canaries, &state, &after, index, step, &observation);
+        lost(
+            &mut judgement,
+            &mut seen_complete,
+            &after,
+            step,
+            &observation,
+        );
         run.warnings.extend(judgement.warnings);
         run.own_seen += own_finished_seen(&after, step, &observation);
         if !judgement.violations.is_empty() {
@@ -167,6 +259,7 @@ pub async fn execute<D: Driver>(
             run.end = CaseEnd::Diverged {
                 step: index,
                 reason,
+                status: observation.status,
             };
             return run;
         }
@@ -309,6 +402,7 @@ async fn execute_groups(
                 run.end = CaseEnd::Diverged {
                     step: *index,
                     reason,
+                    status: observation.status,
                 };
                 return run;
             }

@@ -165,7 +165,7 @@ fn judge(scenario: &Scenario, report: &super::ReplayReport) -> ScenarioOutcome {
         (_, CaseEnd::TargetFailed { step, error }) => {
             ScenarioOutcome::Unknown(format!("the target failed at step {step}: {error}"))
         }
-        (_, CaseEnd::Diverged { step, reason }) => {
+        (_, CaseEnd::Diverged { step, reason, .. }) => {
             ScenarioOutcome::Unknown(format!("step {step}: {reason}"))
         }
         (Expect::Pass, CaseEnd::Violated { violations }) => ScenarioOutcome::NotMet(format!(

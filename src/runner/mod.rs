@@ -17,7 +17,7 @@ pub mod replay;
 pub mod soak;
 
 pub use check::{CheckConfig, CheckReport, Finding, Progress, check, run_case};
-pub use execute::{CaseEnd, CaseRun, execute, execute_grouped};
+pub use execute::{CaseEnd, CaseRun, alone_steps, execute, execute_grouped, interfered};
 pub use gate::{
     GateConfig, GateProgress, GateReport, ScenarioOutcome, ScenarioResult, SeedResult, gate,
 };
@@ -54,6 +54,14 @@ impl Verdict {
     }
 }
 
+/// The verdict's reason when `--strict` meets completeness warnings.
+pub fn strict_failure(warnings: u64) -> String {
+    format!(
+        "{warnings} completeness warning(s) under --strict: a patient's own finished recording was missing from \
+         their view (the service lost or hid it)"
+    )
+}
+
 impl CheckReport {
     /// The verdict: a finding always wins (no finding is lost); otherwise a
     /// target failure, a divergence or an action never exercised makes it unknown.
@@ -69,6 +77,9 @@ impl CheckReport {
                 "the service refused steps the model holds valid in {} case(s), first: {divergence}",
                 self.diverged_cases
             ));
+        }
+        if self.config.strict && self.warnings_count > 0 {
+            return Verdict::Unknown(strict_failure(self.warnings_count));
         }
         if self.own_seen == 0 && self.warnings_count > 0 && !self.config.accept_incomplete {
             return Verdict::Unknown(format!(

@@ -61,7 +61,7 @@ impl ReplayReport {
     pub fn unknown(&self) -> Option<String> {
         self.runs.iter().find_map(|r| match &r.end {
             CaseEnd::TargetFailed { step, error } => Some(format!("step {step}: {error}")),
-            CaseEnd::Diverged { step, reason } => Some(format!("step {step}: {reason}")),
+            CaseEnd::Diverged { step, reason, .. } => Some(format!("step {step}: {reason}")),
             _ => None,
         })
     }

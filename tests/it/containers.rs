@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chaperone::model;
-use chaperone::oracle::{Canaries, Clause};
+use chaperone::oracle::Canaries;
 use chaperone::runner::{self, CaseEnd, CheckConfig, Progress, Verdict};
 use chaperone::target::Target;
 use chaperone::target::containers::{self, RUN_LABEL};
@@ -34,6 +34,7 @@ use testcontainers::bollard::query_parameters::{
 use super::cli::{chaperone, stderr, stdout};
 
 type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+use super::detection::expected_clauses;
 use super::*;
 
 /// Run `f` with a Docker client on a runtime of its own (usable from sync code
@@ -229,15 +230,6 @@ fn run_id(target: &Target) -> String {
         .expect("started")
 }
 
-fn expected_clause(fault: Fault) -> Clause {
-    match fault {
-        Fault::RecordingIdor => Clause::Refusal,
-        Fault::ErasureLeavesMedia => Clause::Erasure,
-        Fault::MediaMisroute => Clause::Content,
-        _ => Clause::Ownership,
-    }
-}
-
 /// Each fault is found against containers for at least one of three seeds,
 /// and the minimal scenario replays to the same clause on a fresh embedded
 /// clinic: nothing an earlier case left in the containers is needed.
@@ -250,7 +242,7 @@ fn detects_through(binding: &std::sync::Arc<chaperone::binding::Binding>, fault:
     if !engine() {
         return;
     }
-    let clause = expected_clause(fault);
+    let expected = expected_clauses(fault);
     let rt = runtime();
     let target = containers_target(&[fault]).with_binding(binding.clone());
     rt.block_on(target.ready()).expect("containers start");
@@ -270,16 +262,20 @@ fn detects_through(binding: &std::sync::Arc<chaperone::binding::Binding>, fault:
             report.verdict()
         );
         if let Some(finding) = report.finding
-            && finding.violations.iter().any(|v| v.clause == clause)
+            && let Some(clause) = finding
+                .violations
+                .iter()
+                .map(|v| v.clause)
+                .find(|c| expected.contains(c))
         {
-            found = Some((seed, finding));
+            found = Some((seed, clause, finding));
             break;
         }
     }
     rt.block_on(target.shutdown());
     assert_nothing_left(&id);
-    let (seed, finding) =
-        found.unwrap_or_else(|| panic!("{fault}: no {clause} violation for seeds 1..=3"));
+    let (seed, clause, finding) =
+        found.unwrap_or_else(|| panic!("{fault}: no violation of {expected:?} for seeds 1..=3"));
     let replayed = run_steps_through(binding, &[fault], &finding.steps);
     assert!(
         clauses(&replayed).contains(&clause),

@@ -48,6 +48,13 @@ fhir_detection_tests! {
     fhir_detects_media_misroute => Fault::MediaMisroute, seeds [1, 3], cases 512;
     fhir_detects_fhir_subject_unchecked => Fault::FhirSubjectUnchecked, seeds [1, 2], cases 512;
     fhir_detects_fhir_next_link_unscoped => Fault::FhirNextLinkUnscoped, seeds [1, 7], cases 200;
+    fhir_detects_call_owner_unchecked => Fault::CallOwnerUnchecked, seeds [1, 2], cases 512;
+    fhir_detects_token_like_match => Fault::TokenLikeMatch, seeds [1, 2], cases 512;
+    fhir_detects_refusal_reveals_existence => Fault::RefusalRevealsExistence, seeds [1, 2], cases 512;
+    fhir_detects_active_call_by_slot => Fault::ActiveCallBySlot, seeds [1, 2], cases 512;
+    fhir_detects_erase_whole_call => Fault::EraseWholeCall, seeds [1, 2], cases 512;
+    fhir_detects_binary_outlives_media => Fault::BinaryOutlivesMedia, seeds [1, 2], cases 512;
+    fhir_detects_total_counts_everyone => Fault::TotalCountsEveryone, seeds [1, 2], cases 512;
 }
 
 #[test]

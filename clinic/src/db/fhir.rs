@@ -164,7 +164,7 @@ impl Db {
         patient: &str,
         call_id: &str,
     ) -> Result<EncounterRow, ApiError> {
-        let call = owned_call(&self.conn, patient, call_id)?;
+        let call = owned_call(&self.conn, &self.faults, patient, call_id)?;
         let appointment_id: String = self.conn.query_row(
             "SELECT k.appointment_id FROM calls c JOIN consultations k ON k.id = c.consultation_id
              WHERE c.id = ?1",

@@ -77,6 +77,8 @@ pub struct SoakConfig {
     /// Accept a service on which patients never see their own finished
     /// recordings (a pass with completeness warnings instead of unknown).
     pub accept_incomplete: bool,
+    /// Completeness warnings fail the run (`--strict`).
+    pub strict: bool,
 }
 
 impl Default for SoakConfig {
@@ -94,6 +96,7 @@ impl Default for SoakConfig {
             findings_kept_max: 200,
             forget_after: Duration::from_secs(60),
             accept_incomplete: false,
+            strict: false,
         }
     }
 }
@@ -278,6 +281,9 @@ impl SoakOutcome {
                 "too little of the model was exercised: never ran {}; raise --duration, --ops-max or --patients",
                 never.join(", ")
             ));
+        }
+        if self.config.strict && self.warnings > 0 {
+            return Verdict::Unknown(super::strict_failure(self.warnings));
         }
         if self.own_seen == 0 && self.warnings > 0 && !self.config.accept_incomplete {
             return Verdict::Unknown(format!(
@@ -561,6 +567,12 @@ impl Shared {
                 Finding::Phantom { .. } => "phantom",
                 Finding::Canary { .. } => "canary",
                 Finding::Served { .. } => "served",
+                Finding::Trespassed { .. } => "trespassed",
+                Finding::Forged { .. } => "forged",
+                Finding::Reveals { .. } => "reveals",
+                Finding::Interfered { .. } => "interfered",
+                Finding::Lost { .. } => "lost",
+                Finding::Mismatch { .. } => "mismatch",
                 Finding::ErasedVisible { .. } => "erased",
                 Finding::Missing { .. } => "missing",
                 Finding::DeadSession { .. } => "dead-session",
@@ -646,12 +658,18 @@ impl Shared {
                 owner: CanaryOwner::Patient(owner),
             }
             | Finding::Served { owner, .. }
+            | Finding::Trespassed { owner, .. }
+            | Finding::Reveals { owner, .. }
             | Finding::ErasedVisible { owner, .. } => {
                 involved.insert(*owner);
             }
             Finding::Canary { .. }
             | Finding::Phantom { .. }
             | Finding::Missing { .. }
+            | Finding::Forged { .. }
+            | Finding::Interfered { .. }
+            | Finding::Lost { .. }
+            | Finding::Mismatch { .. }
             | Finding::DeadSession { .. } => {}
         }
         let mut events: Vec<Event> = Vec::new();
@@ -1170,11 +1188,19 @@ async fn live_recording(
             continue;
         }
         let after = before.clone().apply(&step);
-        let judgement = oracle::check(
+        let mut judgement = oracle::check(
             &shared.canaries,
             &before,
             &after,
             index,
+            &step,
+            &observation,
+        );
+        // A recording shown finished and later missing is lost: a finding.
+        super::execute::lost(
+            &mut judgement,
+            &mut walker.seen_complete,
+            &after,
             &step,
             &observation,
         );

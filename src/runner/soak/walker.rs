@@ -111,6 +111,10 @@ pub struct Walker {
     /// An upgrade succeeded and no history view has followed yet (coverage of
     /// "upgrade mid-call, then view history").
     pub upgraded_unviewed: bool,
+    /// Own finished recordings a view has shown this patient: one that later
+    /// goes missing from a view that should hold it was lost. Bounded by the
+    /// patient's own recordings (`steps_per_patient_max`).
+    pub seen_complete: std::collections::BTreeSet<crate::model::RecordingId>,
 }
 
 /// The limits of a walker's own state: any alias, three history pages, the
@@ -133,6 +137,7 @@ impl Walker {
             rng: ChaCha8Rng::seed_from_u64(mixed),
             slot: 0,
             upgraded_unviewed: false,
+            seen_complete: std::collections::BTreeSet::new(),
         }
     }
 
