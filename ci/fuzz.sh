@@ -101,9 +101,10 @@ runs="$(grep -Eo '^#[0-9]+' "$log" | tail -n 1 | tr -d '#')"
 echo "found after about ${runs:-?} runs: $(grep -m1 -o 'privacy violation at step [0-9]*[^;]*' "$log")"
 
 echo "--- the crash imports to a scenario that replays"
-cargo run --locked --quiet -- import-fuzz "$artifact" --fault upgrade-latest-call --out "$work/found.toml"
+# The release binary: CI built it for the gate already, so no third build tree.
+cargo run --release --locked --quiet -- import-fuzz "$artifact" --fault upgrade-latest-call --out "$work/found.toml"
 set +e
-cargo run --locked --quiet -- replay "$work/found.toml" --repeat 3
+cargo run --release --locked --quiet -- replay "$work/found.toml" --repeat 3
 code=$?
 set -e
 if [[ $code -ne 1 ]]; then

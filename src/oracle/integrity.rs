@@ -45,6 +45,7 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Violation> {
                     what: "total",
                     expected: format!("{expected} recording(s) in this view"),
                     got: count.to_string(),
+                    other: None,
                 })
             }
             Fact::Kind { recording, video } => own(recording).and_then(|rec| {
@@ -54,6 +55,7 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Violation> {
                     what: "kind",
                     expected: kind_name(expected).to_string(),
                     got: kind_name(*video).to_string(),
+                    other: None,
                 })
             }),
             Fact::Call { recording, call } => own(recording).and_then(|rec| {
@@ -65,6 +67,10 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Violation> {
                         || "a call no patient of this case made".to_string(),
                         |c| c.to_string(),
                     ),
+                    other: call
+                        .and_then(|c| state.calls.get(&c))
+                        .map(|c| c.patient)
+                        .filter(|p| *p != patient),
                 })
             }),
             Fact::Appointment {
@@ -80,6 +86,10 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Violation> {
                         || "an appointment no patient of this case booked".to_string(),
                         |a| a.to_string(),
                     ),
+                    other: appointment
+                        .and_then(|a| state.appointments.get(&a))
+                        .map(|a| a.patient)
+                        .filter(|p| *p != patient),
                 })
             }),
         };

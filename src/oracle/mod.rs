@@ -186,6 +186,9 @@ pub enum Finding {
         expected: String,
         /// What the service said, in aliases or numbers.
         got: String,
+        /// The patient whose call or appointment it was shown under, if
+        /// another's.
+        other: Option<PatientId>,
     },
     /// Soak: one of the patient's own finished recordings, shown to them
     /// before, is missing from a view that should hold it.
@@ -307,6 +310,7 @@ impl fmt::Display for Violation {
                 what,
                 expected,
                 got,
+                ..
             } => write!(
                 f,
                 "{p}'s view says its {what} is {got} at `{at}`, but {p} has {expected}: it counts recordings that are not {p}'s own"
@@ -316,6 +320,7 @@ impl fmt::Display for Violation {
                 what,
                 expected,
                 got,
+                ..
             } => write!(
                 f,
                 "{p} was shown their {recording} with {what} {got} at `{at}`, but {recording} is {expected}"

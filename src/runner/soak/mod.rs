@@ -660,6 +660,9 @@ impl Shared {
             | Finding::Served { owner, .. }
             | Finding::Trespassed { owner, .. }
             | Finding::Reveals { owner, .. }
+            | Finding::Mismatch {
+                other: Some(owner), ..
+            }
             | Finding::ErasedVisible { owner, .. } => {
                 involved.insert(*owner);
             }
@@ -669,7 +672,7 @@ impl Shared {
             | Finding::Forged { .. }
             | Finding::Interfered { .. }
             | Finding::Lost { .. }
-            | Finding::Mismatch { .. }
+            | Finding::Mismatch { other: None, .. }
             | Finding::DeadSession { .. } => {}
         }
         let mut events: Vec<Event> = Vec::new();
