@@ -233,6 +233,26 @@ fn run_id(target: &Target) -> String {
 /// Each fault is found against containers for at least one of three seeds,
 /// and the minimal scenario replays to the same clause on a fresh embedded
 /// clinic: nothing an earlier case left in the containers is needed.
+/// Interrupts a spawned chaperone when the test ends, as Ctrl-C would: if an
+/// assertion fails before the test interrupts it, a long run must not
+/// outlive the test (it cleans up its containers on the signal). A process
+/// that already exited ignores it.
+struct InterruptOnDrop(u32);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        // Only our chaperone: a pid reaped by then may have been reused.
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains("chaperone") {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 fn detects(fault: Fault) {
     detects_through(&clinic_binding(), fault);
 }
@@ -351,6 +371,7 @@ fn binding_check_of_the_fhir_binding_passes_against_containers() {
         .spawn()
         .expect("spawn binding check");
     let pid = child.id();
+    let _interrupt = InterruptOnDrop(pid);
     let output = child.wait_with_output().expect("binding check");
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
@@ -821,6 +842,7 @@ fn ctrl_c_during_the_gate_removes_everything() {
         .spawn()
         .expect("spawn the gate");
     let pid = child.id();
+    let _interrupt = InterruptOnDrop(pid);
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     // Interrupt once the first scenario is done and a second environment is starting.
     let first = lines
