@@ -321,7 +321,10 @@ mod tests {
             "unknown fault \"nope\"; valid faults: upgrade-latest-call, upgrade-phantom, \
              history-page2-unfiltered, history-cache-shared, recording-idor, \
              rebook-reuses-consultation, erasure-leaves-media, media-misroute, \
-             upgrade-shared-slot, fhir-subject-unchecked, fhir-next-link-unscoped"
+             upgrade-shared-slot, fhir-subject-unchecked, fhir-next-link-unscoped, \
+             call-owner-unchecked, token-like-match, refusal-reveals-existence, \
+             active-call-by-slot, erase-whole-call, binary-outlives-media, \
+             total-counts-everyone"
         );
     }
 
