@@ -62,7 +62,7 @@ enum Command {
     Faults,
     /// Turn a `flows` fuzz crash input into a scenario file that `replay` reproduces.
     ImportFuzz(import_fuzz::ImportFuzzArgs),
-    /// The CI gate: replay every scenario in scenarios/, then explore fixed seeds.
+    /// The CI gate: replay every scenario in scenarios/, then explore fixed seeds (strict: completeness warnings fail it).
     Gate(gate::GateArgs),
     /// Bindings: check that one drives a service.
     #[command(subcommand)]
