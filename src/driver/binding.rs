@@ -715,15 +715,15 @@ impl BindingDriver {
             } else {
                 format!("page{k}.")
             };
-            let listed = items(view, &exchange.incoming).map_err(|what| TargetError::Garbage {
+            let garbage = |what: String| TargetError::Garbage {
                 action,
                 what: format!("{}: {what}", view.request.key),
-            })?;
+            };
+            let page: Value = serde_json::from_slice(&exchange.incoming.bytes)
+                .map_err(|_| garbage("a view page that is not JSON".to_string()))?;
+            let listed = items(view, &page).map_err(garbage)?;
             if k == 1
-                && let Some(count) = view
-                    .total
-                    .as_ref()
-                    .and_then(|total| total_of(total, &exchange.incoming))
+                && let Some(count) = view.total.as_ref().and_then(|total| total_of(total, &page))
             {
                 observation
                     .facts
@@ -1101,7 +1101,6 @@ fn describe_missing(key: &str, name: &str, capture: &Capture, incoming: &Incomin
     }
 }
 
-/// The recording ids a view page lists.
 /// One item of a view page: its recording id and the fields the binding maps.
 struct Item {
     id: String,
@@ -1113,9 +1112,8 @@ struct Item {
     appointment: Option<String>,
 }
 
-fn items(view: &View, incoming: &Incoming) -> Result<Vec<Item>, String> {
-    let value: Value = serde_json::from_slice(&incoming.bytes)
-        .map_err(|_| "a view page that is not JSON".to_string())?;
+/// The items a view page (`value`, its parsed body) lists.
+fn items(view: &View, value: &Value) -> Result<Vec<Item>, String> {
     let list: Vec<&Value> = match &view.items {
         Locator::Pointer(p) => match value.pointer(p) {
             Some(Value::Array(a)) => a.iter().collect(),
@@ -1124,7 +1122,7 @@ fn items(view: &View, incoming: &Incoming) -> Result<Vec<Item>, String> {
             Some(_) => return Err(format!("{p} is not an array")),
         },
         Locator::Path(p) => {
-            let nodes = p.query(&value).all();
+            let nodes = p.query(value).all();
             match nodes.as_slice() {
                 [Value::Array(a)] => a.iter().collect(),
                 other => other.to_vec(),
@@ -1187,11 +1185,10 @@ fn first_group(re: &regex::Regex, text: &str) -> Option<String> {
         .map(|m| m.as_str().to_string())
 }
 
-/// The total count a view's first page states where `total` says, if it
-/// says one.
-fn total_of(total: &Locator, incoming: &Incoming) -> Option<u64> {
-    let value: Value = serde_json::from_slice(&incoming.bytes).ok()?;
-    locate(total, &value).and_then(|v| match v {
+/// The total count a view's first page (`value`) states where `total` says,
+/// if it says one.
+fn total_of(total: &Locator, value: &Value) -> Option<u64> {
+    locate(total, value).and_then(|v| match v {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
         _ => None,
