@@ -596,9 +596,20 @@ impl Db {
         }
         // `erase-whole-call`: the erasure is keyed by the recording's call,
         // so every recording of that call goes (the others' media stays).
+        // `erase-by-slot`: keyed by the appointment's slot, so every finished
+        // recording made in that hour goes, whoever's.
         let sql = if self.faults.contains(Fault::EraseWholeCall) {
             "UPDATE recordings SET erased = 1
              WHERE call_id = (SELECT call_id FROM recordings WHERE id = ?1)"
+        } else if self.faults.contains(Fault::EraseBySlot) {
+            "UPDATE recordings SET erased = 1
+             WHERE status = 'finished' AND consultation_id IN (
+                 SELECT k.id FROM consultations k
+                 JOIN appointments a ON a.id = k.appointment_id
+                 WHERE a.slot = (SELECT a2.slot FROM recordings r2
+                     JOIN consultations k2 ON k2.id = r2.consultation_id
+                     JOIN appointments a2 ON a2.id = k2.appointment_id
+                     WHERE r2.id = ?1))"
         } else {
             "UPDATE recordings SET erased = 1 WHERE id = ?1"
         };

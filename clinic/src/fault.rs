@@ -71,11 +71,16 @@ pub enum Fault {
     /// A patient's recording listing counts every patient's recordings in
     /// its `total` (the items stay the patient's own).
     TotalCountsEveryone,
+    /// Erasing a recording erases every finished recording made in its
+    /// appointment's slot, whoever's: the clean-up looks recordings up by
+    /// slot, not by id. Another patient's recording vanishes from their own
+    /// history, and nothing they were shown leaks.
+    EraseBySlot,
 }
 
 impl Fault {
     /// Every fault, in declaration order.
-    pub const ALL: [Fault; 18] = [
+    pub const ALL: [Fault; 19] = [
         Fault::UpgradeLatestCall,
         Fault::UpgradePhantom,
         Fault::HistoryPage2Unfiltered,
@@ -94,6 +99,7 @@ impl Fault {
         Fault::EraseWholeCall,
         Fault::BinaryOutlivesMedia,
         Fault::TotalCountsEveryone,
+        Fault::EraseBySlot,
     ];
 
     /// The kebab-case name used on the command line and in `CLINIC_FAULTS`.
@@ -117,6 +123,7 @@ impl Fault {
             Fault::EraseWholeCall => "erase-whole-call",
             Fault::BinaryOutlivesMedia => "binary-outlives-media",
             Fault::TotalCountsEveryone => "total-counts-everyone",
+            Fault::EraseBySlot => "erase-by-slot",
         }
     }
 
@@ -172,6 +179,9 @@ impl Fault {
             }
             Fault::TotalCountsEveryone => {
                 "a patient's recording listing counts every patient's recordings in its total"
+            }
+            Fault::EraseBySlot => {
+                "erasing a recording erases every finished recording made in its appointment's slot, so another patient's recording at the same hour vanishes"
             }
         }
     }
@@ -324,7 +334,7 @@ mod tests {
              upgrade-shared-slot, fhir-subject-unchecked, fhir-next-link-unscoped, \
              call-owner-unchecked, token-like-match, refusal-reveals-existence, \
              active-call-by-slot, erase-whole-call, binary-outlives-media, \
-             total-counts-everyone"
+             total-counts-everyone, erase-by-slot"
         );
     }
 

@@ -29,7 +29,9 @@ fn clinic_binding() -> std::sync::Arc<Binding> {
         .clone()
 }
 use chaperone::oracle::Canaries;
-use chaperone::runner::{CaseEnd, alone_steps, execute, interfered};
+use chaperone::runner::{
+    CaseEnd, alone_for_comparison, alone_steps, differs, execute, interfered, suspects,
+};
 use clinic::media::MediaState;
 use clinic::{Config, FaultSet, MediaLink, api, media};
 use tokio::runtime::Runtime;
@@ -113,6 +115,29 @@ pub fn flows(flow: &Flow, faults: &FaultSet, canaries: &Canaries) -> FlowOutcome
                 steps[step - 1],
                 violation.clause
             ));
+        }
+    }
+    // And a passed case in which a patient's own finished recording was
+    // missing: that patient's steps alone, every observation compared.
+    if run.end == CaseEnd::Passed {
+        let binding = clinic_binding();
+        for (patient, upto) in suspects(&binding, &steps, &run) {
+            let prefix = &steps[..upto];
+            let Some((indices, alone)) = alone_for_comparison(limits, prefix, &run.trace, patient)
+            else {
+                continue;
+            };
+            let mut solo = BindingDriver::in_process(binding.clone(), clinic(faults));
+            let solo = runtime().block_on(execute(&mut solo, limits, canaries, &alone, None));
+            if let Some(violation) = differs(&binding, prefix, &run.trace, &indices, &solo, patient)
+            {
+                return FlowOutcome::Failed(format!(
+                    "privacy violation at step {} `{}`: [{}] {violation};",
+                    violation.step,
+                    steps[violation.step - 1],
+                    violation.clause
+                ));
+            }
         }
     }
     match run.end {

@@ -68,6 +68,18 @@ pub struct NoninterferenceFile {
     /// `["register", "book"]`.
     #[serde(default)]
     pub shared: Option<Vec<String>>,
+    /// Observation fields whose value may rightly depend on what other
+    /// patients did, left out when a patient's observations are compared
+    /// with the same steps taken alone: any of `status`, `recordings`,
+    /// `total`, `kind`, `call`, `appointment`. Default: none.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// When the check runs: `suspect` (the default: only where a case gives
+    /// cause — a valid step refused, an own finished recording missing) or
+    /// `every` (after every passed case as well, every patient who acted;
+    /// each such case costs one more case per patient).
+    #[serde(default)]
+    pub check: Option<String>,
 }
 
 /// How the credential captured at registration (`token`) is presented.

@@ -268,7 +268,69 @@ pub struct Binding {
     /// Actions (words of [`crate::model::ACTIONS`]) whose refusal may rightly
     /// depend on other patients: the noninterference check leaves them out.
     pub shared: Vec<String>,
+    /// Observation fields (of [`COMPARED_FIELDS`]) whose value may rightly
+    /// depend on other patients: left out of the noninterference comparison.
+    pub shared_fields: Vec<String>,
+    /// When the noninterference check runs.
+    pub noninterference: NoninterferenceCheck,
 }
+
+/// What the noninterference check compares between a patient's observations
+/// with others and alone: whether each step was served, the recordings each
+/// showed (in aliases), and each mapped field.
+pub const COMPARED_FIELDS: [&str; 6] = [
+    "status",
+    "recordings",
+    "total",
+    "kind",
+    "call",
+    "appointment",
+];
+
+/// When the noninterference check runs (`[noninterference] check`,
+/// `--noninterference`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoninterferenceCheck {
+    /// Only where a case gives cause: a step the model holds valid was
+    /// refused, or a patient's own finished recording was missing. Costs
+    /// nothing on a case without either.
+    #[default]
+    Suspect,
+    /// After every passed case too: every patient who acted among others
+    /// takes the same steps alone and every observation is compared. Costs
+    /// one more case per such patient.
+    Every,
+}
+
+impl NoninterferenceCheck {
+    /// Its name in a binding file and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            NoninterferenceCheck::Suspect => "suspect",
+            NoninterferenceCheck::Every => "every",
+        }
+    }
+
+    /// The check named `name`, if any.
+    pub fn from_name(name: &str) -> Option<NoninterferenceCheck> {
+        [NoninterferenceCheck::Suspect, NoninterferenceCheck::Every]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+}
+
+/// The model's actions depend on each other (a call needs a booking): an
+/// action, and the one a binding must also bind for the model to reach it.
+/// Listed so that every action comes after the ones it needs.
+pub const ACTION_NEEDS: [(Action, Action); 7] = [
+    (Action::Cancel, Action::Book),
+    (Action::StartCall, Action::Book),
+    (Action::Upgrade, Action::StartCall),
+    (Action::SendMedia, Action::StartCall),
+    (Action::EndCall, Action::StartCall),
+    (Action::Play, Action::StartCall),
+    (Action::Erase, Action::EndCall),
+];
 
 impl Binding {
     /// The reference clinic's `/v1` binding.
@@ -505,17 +567,7 @@ fn compile(raw: &BindingFile, at: &Spans<'_>) -> Result<Binding, BindingError> {
             actions.push((action, bound));
         }
     }
-    // The model's actions depend on each other: a call needs a booking.
-    let needs = [
-        (Action::Cancel, Action::Book),
-        (Action::StartCall, Action::Book),
-        (Action::Upgrade, Action::StartCall),
-        (Action::SendMedia, Action::StartCall),
-        (Action::EndCall, Action::StartCall),
-        (Action::Play, Action::StartCall),
-        (Action::Erase, Action::EndCall),
-    ];
-    for (action, needed) in needs {
+    for (action, needed) in ACTION_NEEDS {
         if caps.has(action) && !caps.has(needed) {
             return Err(top(
                 &format!("actions.{}", action.name()),
@@ -578,6 +630,30 @@ fn compile(raw: &BindingFile, at: &Spans<'_>) -> Result<Binding, BindingError> {
             words.clone()
         }
     };
+    let shared_fields = raw.noninterference.fields.clone().unwrap_or_default();
+    for field in &shared_fields {
+        if !COMPARED_FIELDS.contains(&field.as_str()) {
+            let hint = nearest(field, COMPARED_FIELDS.into_iter())
+                .map(|a| format!("; did you mean `{a}`?"))
+                .unwrap_or_default();
+            return Err(top(
+                "noninterference.fields",
+                format!(
+                    "unknown field `{field}`; expected fields among {}{hint}",
+                    COMPARED_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    let noninterference = match raw.noninterference.check.as_deref() {
+        None => NoninterferenceCheck::default(),
+        Some(name) => NoninterferenceCheck::from_name(name).ok_or_else(|| {
+            top(
+                "noninterference.check",
+                format!("unknown check `{name}`; expected `suspect` or `every`"),
+            )
+        })?,
+    };
     Ok(Binding {
         name: raw.name.clone(),
         service: raw.service.clone(),
@@ -601,6 +677,8 @@ fn compile(raw: &BindingFile, at: &Spans<'_>) -> Result<Binding, BindingError> {
         views,
         refusal,
         shared,
+        shared_fields,
+        noninterference,
     })
 }
 

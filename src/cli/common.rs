@@ -46,6 +46,36 @@ pub(super) struct TargetArgs {
 /// one response (times every concurrent patient in a soak) take the machine.
 const BODY_MAX_LIMIT: u64 = 1 << 30;
 
+/// `--noninterference WHEN`, for the commands that explore cases.
+#[derive(Debug, Args)]
+pub(super) struct NoninterferenceArgs {
+    /// When a patient's steps are run again alone and compared: `suspect`
+    /// (where a case gives cause: a valid step refused, an own finished
+    /// recording missing) or `every` (every passed case too, one more case
+    /// per patient). Default: the binding's `[noninterference] check`, else
+    /// `suspect`.
+    #[arg(long, value_name = "WHEN", value_parser = ["suspect", "every"])]
+    pub(super) noninterference: Option<String>,
+}
+
+impl NoninterferenceArgs {
+    /// `binding`, with the check asked for on the command line.
+    pub(super) fn apply(&self, binding: Arc<Binding>) -> Arc<Binding> {
+        match self
+            .noninterference
+            .as_deref()
+            .and_then(crate::binding::NoninterferenceCheck::from_name)
+        {
+            Some(check) if check != binding.noninterference => {
+                let mut changed = (*binding).clone();
+                changed.noninterference = check;
+                Arc::new(changed)
+            }
+            _ => binding,
+        }
+    }
+}
+
 impl TargetArgs {
     /// The binding to drive `spec` with: `--binding`, else the target
     /// file's, else the clinic's. A bad file is a usage error.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::common::{
-    Bar, Failure, TargetArgs, check_fault_target, fault_list, interrupted, parse_faults, runtime,
-    scenario_file_name, unknown, usage, write_file,
+    Bar, Failure, NoninterferenceArgs, TargetArgs, check_fault_target, fault_list, interrupted,
+    parse_faults, runtime, scenario_file_name, unknown, usage, write_file,
 };
 use crate::model::Limits;
 use crate::oracle::Clause;
@@ -22,6 +22,8 @@ use crate::target::TargetSpec;
 pub(super) struct GateArgs {
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    noninterference: NoninterferenceArgs,
     /// The checked-in scenarios to replay (every *.toml directly inside).
     #[arg(long, default_value = "scenarios", value_name = "DIR")]
     scenarios: PathBuf,
@@ -108,7 +110,7 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
     let spec = args.target.spec()?.unwrap_or(TargetSpec::Embedded);
     let faults = parse_faults(&args.target.faults)?;
     check_fault_target(&spec, &faults)?;
-    let binding = args.target.binding(&spec)?;
+    let binding = args.noninterference.apply(args.target.binding(&spec)?);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.scenarios)
         .map_err(|e| {
             usage(format!(

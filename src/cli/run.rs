@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::common::{
-    Bar, Failure, TargetArgs, check_fault_target, fault_list, parse_faults, random_seed, ready,
-    runtime, scenario_file_name, until_interrupted, writable_dir, write_file,
+    Bar, Failure, NoninterferenceArgs, TargetArgs, check_fault_target, fault_list, parse_faults,
+    random_seed, ready, runtime, scenario_file_name, until_interrupted, writable_dir, write_file,
 };
 use crate::model::Limits;
 use crate::oracle::Clause;
@@ -21,6 +21,8 @@ use crate::target::TargetSpec;
 pub(super) struct RunArgs {
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    noninterference: NoninterferenceArgs,
     /// Seed of the generator; the same seed explores the same cases. Default: random, printed.
     #[arg(long)]
     seed: Option<u64>,
@@ -85,7 +87,7 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
         writable_dir(json.parent().unwrap_or(Path::new(".")))?;
     }
 
-    let binding = args.target.binding(&spec)?;
+    let binding = args.noninterference.apply(args.target.binding(&spec)?);
     let target = args
         .target
         .target(spec.clone(), faults.clone())

@@ -42,14 +42,22 @@ pub fn first_invalid(limits: Limits, steps: &[Step]) -> Option<usize> {
 /// noninterference check can compare the patient's observations with and
 /// without everybody else.
 pub fn alone(limits: Limits, steps: &[Step], patient: PatientId) -> Vec<Step> {
+    alone_indices(limits, steps, patient)
+        .into_iter()
+        .map(|i| steps[i].clone())
+        .collect()
+}
+
+/// Where in `steps` the steps of [`alone`] stand: their indices, in order.
+pub fn alone_indices(limits: Limits, steps: &[Step], patient: PatientId) -> Vec<usize> {
     let mut state = State::new(limits);
     let mut own = Vec::new();
-    for step in steps {
+    for (i, step) in steps.iter().enumerate() {
         if !state.precondition(step) {
             break;
         }
         if step.patient() == patient && !state.is_cross_patient(step) {
-            own.push(step.clone());
+            own.push(i);
         }
         state = state.apply(step);
     }

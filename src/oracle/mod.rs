@@ -176,6 +176,20 @@ pub enum Finding {
         /// How many steps the patient took alone, the refused one last.
         alone: usize,
     },
+    /// A step's observation (`field` of it) differed from what the same
+    /// patient saw taking only their own `alone` steps, without anybody else.
+    Differs {
+        /// The step, as scenario text.
+        step: String,
+        /// Which part: one of [`crate::binding::COMPARED_FIELDS`].
+        field: &'static str,
+        /// What it was among the other patients, in aliases.
+        with_others: String,
+        /// What it was alone, in aliases.
+        alone: String,
+        /// How many steps the patient took alone, this one included.
+        alone_steps: usize,
+    },
     /// A mapped field differs from what the model predicts.
     Mismatch {
         /// The item it is about (`None` for a view's total).
@@ -304,6 +318,16 @@ impl fmt::Display for Violation {
             } => write!(
                 f,
                 "`{step}` was refused ({status}), yet succeeds when {p}'s own {alone} steps run alone: what other patients did changed what {p} may do"
+            ),
+            Finding::Differs {
+                step,
+                field,
+                with_others,
+                alone,
+                alone_steps,
+            } => write!(
+                f,
+                "`{step}` showed {p} {field} {with_others} among the other patients, but {alone} when {p}'s own {alone_steps} steps ran alone: what other patients did changed what {p} sees"
             ),
             Finding::Mismatch {
                 recording: None,

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use super::execute::{CaseEnd, CaseRun, alone_steps, execute, interfered};
+use super::execute::{
+    CaseEnd, CaseRun, Trace, alone_for_comparison, alone_steps, differs, execute, interfered,
+    suspects,
+};
 use crate::driver::Driver;
 use crate::model::{self, ACTIONS, Limits, PatientId, RecordingId, Slot, Step};
 use crate::oracle::{Canaries, Violation};
@@ -128,10 +131,18 @@ pub fn rng_for(seed: u64) -> TestRng {
     TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
-/// Run one case against a fresh service from `target`. A case the service
-/// refused a valid step in is run again as the refused step's patient alone
-/// ([`interference`]): refused with others, served alone, is a
-/// noninterference violation.
+/// Run one case against a fresh service from `target`, with the
+/// noninterference check the binding asks for
+/// ([`crate::binding::NoninterferenceCheck`]):
+///
+/// - a case the service refused a valid step in is run again as the refused
+///   step's patient alone ([`interference`]): refused with others, served
+///   alone, is a noninterference violation;
+/// - a passed case in which a patient's own finished recording was missing
+///   (a completeness warning) is run again as that patient alone, up to that
+///   step, and every observation compared ([`differs_alone`]);
+/// - with `every`, a passed case is so compared for every patient who acted
+///   among others.
 pub async fn run_case(
     target: &Target,
     limits: Limits,
@@ -139,14 +150,45 @@ pub async fn run_case(
     seen: Option<&Arc<AtomicUsize>>,
 ) -> CaseRun {
     let mut run = run_case_once(target, limits, steps, seen).await;
-    if let CaseEnd::Diverged { step, status, .. } = run.end
-        && let Some(violation) = interference(target, limits, steps, step, status).await
-    {
-        run.end = CaseEnd::Violated {
-            violations: vec![violation],
-        };
+    match run.end {
+        CaseEnd::Diverged { step, status, .. } => {
+            if let Some(violation) = interference(target, limits, steps, step, status).await {
+                run.end = CaseEnd::Violated {
+                    violations: vec![violation],
+                };
+            }
+        }
+        CaseEnd::Passed => {
+            for (patient, upto) in suspects(target.binding(), steps, &run) {
+                if let Some(violation) =
+                    differs_alone(target, limits, &steps[..upto], &run.trace, patient).await
+                {
+                    run.end = CaseEnd::Violated {
+                        violations: vec![violation],
+                    };
+                    break;
+                }
+            }
+        }
+        CaseEnd::Violated { .. } | CaseEnd::TargetFailed { .. } => {}
     }
     run
+}
+
+/// The noninterference comparison of `patient` over `steps` (a prefix of a
+/// passed case whose observations were `trace`): the patient's own steps
+/// ([`alone_for_comparison`]) run alone against a fresh service, then
+/// [`differs`]. Costs one more case.
+async fn differs_alone(
+    target: &Target,
+    limits: Limits,
+    steps: &[Step],
+    trace: &[Trace],
+    patient: PatientId,
+) -> Option<Violation> {
+    let (indices, alone) = alone_for_comparison(limits, steps, trace, patient)?;
+    let run = run_case_once(target, limits, &alone, None).await;
+    differs(target.binding(), steps, trace, &indices, &run, patient)
 }
 
 /// The noninterference check of a diverged case: the refused step (`at`,

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::collections::HashMap;
 
-use crate::driver::{BindingDriver, Driver, Observation, RecordingBook, Seen, TargetError};
-use crate::model::PatientId;
+use crate::binding::{Binding, COMPARED_FIELDS, NoninterferenceCheck};
+use crate::driver::{BindingDriver, Driver, Fact, Observation, RecordingBook, Seen, TargetError};
 use crate::model::{ACTIONS, Limits, State, Step};
+use crate::model::{PatientId, RecordingId};
 use crate::oracle::{self, Canaries, Clause, Finding, Violation};
 use crate::target::CaseTarget;
 
@@ -56,7 +57,135 @@ pub struct CaseRun {
     /// a history view or by playback): zero means the service showed nothing
     /// the completeness clause could confirm.
     pub own_seen: u64,
+    /// What each step sent showed, in aliases, in step order: what the
+    /// noninterference check compares with the same patient's steps alone.
+    pub trace: Vec<Trace>,
 }
+
+/// What one step's observation showed, in alias terms only: comparable
+/// between two runs of the same steps (ids, bodies and paths left out).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Trace {
+    /// Whether the service served the step (2xx).
+    pub served: bool,
+    /// The recordings shown that the harness saw created, sorted.
+    pub recordings: Vec<RecordingId>,
+    /// How many ids it showed that the harness never saw created.
+    pub unknown: usize,
+    /// Each mapped field ([`Fact`]) as `(field, item, value)`, sorted:
+    /// `total`, `kind`, `call`, `appointment` (an unknown item's are left
+    /// out: it is the ownership clause's).
+    pub facts: Vec<TraceFact>,
+}
+
+impl Trace {
+    /// The trace of `observation`.
+    pub fn of(observation: &Observation) -> Trace {
+        let mut recordings = Vec::new();
+        let mut unknown = 0;
+        for (_, seen) in &observation.seen {
+            match seen {
+                Seen::Known(r) => recordings.push(*r),
+                Seen::Unknown(_) => unknown += 1,
+            }
+        }
+        recordings.sort();
+        recordings.dedup();
+        let item = |seen: &Seen| match seen {
+            Seen::Known(r) => Some(*r),
+            Seen::Unknown(_) => None,
+        };
+        let mut facts: Vec<TraceFact> = observation
+            .facts
+            .iter()
+            .filter_map(|(_, fact)| {
+                Some(match fact {
+                    Fact::Total(n) => ("total", None, n.to_string()),
+                    Fact::Kind { recording, video } => (
+                        "kind",
+                        Some(item(recording)?),
+                        if *video { "video" } else { "audio" }.to_string(),
+                    ),
+                    Fact::Call { recording, call } => (
+                        "call",
+                        Some(item(recording)?),
+                        call.map_or("an unknown call".to_string(), |c| c.to_string()),
+                    ),
+                    Fact::Appointment {
+                        recording,
+                        appointment,
+                    } => (
+                        "appointment",
+                        Some(item(recording)?),
+                        appointment.map_or("an unknown appointment".to_string(), |a| a.to_string()),
+                    ),
+                })
+            })
+            .collect();
+        facts.sort();
+        Trace {
+            served: observation.is_success(),
+            recordings,
+            unknown,
+            facts,
+        }
+    }
+
+    /// `field` (one of [`crate::binding::COMPARED_FIELDS`]) here and in
+    /// `other`, as text, when they differ. An item's fields (kind, call,
+    /// appointment) are compared only for recordings both show: a recording
+    /// shown in one and not the other differs in `recordings` already.
+    pub fn differs(&self, other: &Trace, field: &str) -> Option<(String, String)> {
+        let (mine, theirs) = match field {
+            "status" => (self.status(), other.status()),
+            "recordings" => (self.shown(), other.shown()),
+            _ => {
+                let both = |r: &Option<RecordingId>| {
+                    r.is_none_or(|r| self.recordings.contains(&r) && other.recordings.contains(&r))
+                };
+                (self.values(field, &both), other.values(field, &both))
+            }
+        };
+        (mine != theirs).then_some((mine, theirs))
+    }
+
+    fn status(&self) -> String {
+        if self.served { "served" } else { "refused" }.to_string()
+    }
+
+    fn shown(&self) -> String {
+        let mut shown: Vec<String> = self.recordings.iter().map(ToString::to_string).collect();
+        if self.unknown > 0 {
+            shown.push(format!("{} unknown", self.unknown));
+        }
+        if shown.is_empty() {
+            "none".to_string()
+        } else {
+            shown.join(", ")
+        }
+    }
+
+    fn values(&self, field: &str, keep: &dyn Fn(&Option<RecordingId>) -> bool) -> String {
+        let values: Vec<String> = self
+            .facts
+            .iter()
+            .filter(|(f, item, _)| *f == field && keep(item))
+            .map(|(_, item, value)| match item {
+                Some(r) => format!("{r} {value}"),
+                None => value.clone(),
+            })
+            .collect();
+        if values.is_empty() {
+            "nothing".to_string()
+        } else {
+            values.join(", ")
+        }
+    }
+}
+
+/// A mapped field of a trace: its name, the recording it is about (none for
+/// a view's total), and its value.
+pub type TraceFact = (&'static str, Option<RecordingId>, String);
 
 impl CaseRun {
     /// A case whose service could not even be opened: unknown, nothing ran.
@@ -67,6 +196,7 @@ impl CaseRun {
             warnings: Vec::new(),
             coverage: [0; ACTIONS.len()],
             own_seen: 0,
+            trace: Vec::new(),
         }
     }
 
@@ -140,6 +270,100 @@ pub fn interfered(steps: &[Step], at: usize, status: u16, alone: &[Step]) -> Vio
             alone: alone.len(),
         },
     }
+}
+
+/// The patients of a passed case whose observations are compared with their
+/// steps alone, each with how many of the case's steps to take into account:
+/// a patient shown a completeness warning (an own finished recording
+/// missing), up to the first one; with `[noninterference] check = "every"`,
+/// every patient, the whole case.
+pub fn suspects(binding: &Binding, steps: &[Step], run: &CaseRun) -> Vec<(PatientId, usize)> {
+    let mut suspects: Vec<(PatientId, usize)> = Vec::new();
+    if binding.noninterference == NoninterferenceCheck::Every {
+        for step in steps {
+            if !suspects.iter().any(|(p, _)| *p == step.patient()) {
+                suspects.push((step.patient(), steps.len()));
+            }
+        }
+        return suspects;
+    }
+    for warning in &run.warnings {
+        if matches!(warning.finding, Finding::Missing { .. })
+            && !suspects.iter().any(|(p, _)| *p == warning.patient)
+        {
+            suspects.push((warning.patient, warning.step.min(steps.len())));
+        }
+    }
+    suspects
+}
+
+/// What to run alone to compare `patient` in a passed case of `steps`
+/// whose observations were `trace`: where the patient's own steps stand in
+/// `steps`, and those steps ([`crate::model::alone_indices`]). `None` when
+/// there is nothing to compare: nobody else acted before the patient's last
+/// step, or the steps are not valid alone.
+pub fn alone_for_comparison(
+    limits: Limits,
+    steps: &[Step],
+    trace: &[Trace],
+    patient: PatientId,
+) -> Option<(Vec<usize>, Vec<Step>)> {
+    let indices = crate::model::alone_indices(limits, steps, patient);
+    let last = *indices.last()?;
+    if indices.len() == last + 1 || trace.len() < steps.len() {
+        return None;
+    }
+    let alone: Vec<Step> = indices.iter().map(|&i| steps[i].clone()).collect();
+    crate::model::first_invalid(limits, &alone)
+        .is_none()
+        .then_some((indices, alone))
+}
+
+/// The noninterference violation, if any, of `patient`, whose own steps
+/// (at `indices` in `steps`) ran alone as `alone`: each one's trace
+/// compared with the same step's among the others (`trace`), field by field
+/// ([`COMPARED_FIELDS`] less the binding's `shared_fields`; steps of its
+/// `shared` actions not at all), the first difference reported. Nothing is
+/// judged when alone the case did not pass: a refusal alone is the service's
+/// own inconsistency, not interference.
+pub fn differs(
+    binding: &Binding,
+    steps: &[Step],
+    trace: &[Trace],
+    indices: &[usize],
+    alone: &CaseRun,
+    patient: PatientId,
+) -> Option<Violation> {
+    if alone.end != CaseEnd::Passed || alone.trace.len() != indices.len() {
+        return None;
+    }
+    for (k, &i) in indices.iter().enumerate() {
+        let step = &steps[i];
+        if binding.shared.iter().any(|a| a == step.action()) {
+            continue;
+        }
+        for field in COMPARED_FIELDS {
+            if binding.shared_fields.iter().any(|f| f == field) {
+                continue;
+            }
+            if let Some((with_others, alone_value)) = trace[i].differs(&alone.trace[k], field) {
+                return Some(Violation {
+                    clause: Clause::Noninterference,
+                    step: i + 1,
+                    patient,
+                    field: field.to_string(),
+                    finding: Finding::Differs {
+                        step: step.to_string(),
+                        field,
+                        with_others,
+                        alone: alone_value,
+                        alone_steps: k + 1,
+                    },
+                });
+            }
+        }
+    }
+    None
 }
 
 /// Lost recordings: a completeness warning about a recording its owner was
@@ -218,6 +442,7 @@ pub async fn execute<D: Driver>(
         warnings: Vec::new(),
         coverage: [0; ACTIONS.len()],
         own_seen: 0,
+        trace: Vec::new(),
     };
     let mut seen_complete = std::collections::BTreeSet::new();
     for (i, step) in steps.iter().enumerate() {
@@ -238,6 +463,7 @@ pub async fn execute<D: Driver>(
                 return run;
             }
         };
+        run.trace.push(Trace::of(&observation));
         let after = state.clone().apply(step);
         let mut judgement = oracle::check(canaries, &state, &after, index, step, &observation);
         lost(
@@ -325,6 +551,7 @@ async fn execute_groups(
         warnings: Vec::new(),
         coverage: [0; ACTIONS.len()],
         own_seen: 0,
+        trace: Vec::new(),
     };
     let sizes: Vec<usize> = if groups.is_empty() {
         vec![1; steps.len()]
@@ -384,6 +611,7 @@ async fn execute_groups(
                     *seen = Seen::Known(alias);
                 }
             }
+            run.trace.push(Trace::of(&observation));
             let judgement = oracle::check(canaries, &state, &after, *index, step, &observation);
             run.warnings.extend(judgement.warnings);
             run.own_seen += own_finished_seen(&after, step, &observation);

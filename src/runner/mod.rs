@@ -17,7 +17,10 @@ pub mod replay;
 pub mod soak;
 
 pub use check::{CheckConfig, CheckReport, Finding, Progress, check, run_case};
-pub use execute::{CaseEnd, CaseRun, alone_steps, execute, execute_grouped, interfered};
+pub use execute::{
+    CaseEnd, CaseRun, Trace, alone_for_comparison, alone_steps, differs, execute, execute_grouped,
+    interfered, suspects,
+};
 pub use gate::{
     GateConfig, GateProgress, GateReport, ScenarioOutcome, ScenarioResult, SeedResult, gate,
 };

@@ -5,6 +5,7 @@
 
 use super::check::run_case;
 use super::execute::{CaseEnd, CaseRun, execute_grouped};
+use crate::binding::NoninterferenceCheck;
 use crate::model;
 use crate::model::{Limits, Step};
 use crate::oracle::{Canaries, Clause};
@@ -101,7 +102,22 @@ fn is_unknown(run: &CaseRun) -> bool {
 
 /// Replay `scenario` against `target` `repeat` times (at least once). A run
 /// whose target fails stops the repeats: later ones would fail the same way.
+///
+/// A scenario that records a noninterference violation is replayed with the
+/// comparison on every passed case ([`NoninterferenceCheck::Every`]): the
+/// finding may have been made so, and a replay must look where it was made.
 pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> ReplayReport {
+    let every;
+    let target = if scenario.expect == Expect::Violation(Clause::Noninterference)
+        && target.binding().noninterference != NoninterferenceCheck::Every
+    {
+        let mut binding = (**target.binding()).clone();
+        binding.noninterference = NoninterferenceCheck::Every;
+        every = target.clone().with_binding(std::sync::Arc::new(binding));
+        &every
+    } else {
+        target
+    };
     let limits = model::limits_for(target.binding().caps, &scenario.steps);
     let mut runs = Vec::new();
     for _ in 0..repeat.max(1) {

@@ -27,6 +27,14 @@ pub fn expected_clauses(fault: Fault) -> Vec<Clause> {
         // The video lands on another call: shown under the wrong call
         // (integrity), or to that call's patient (ownership).
         Fault::UpgradeLatestCall => vec![Clause::Ownership, Clause::Integrity],
+        // Another patient's erasure hides the recording (noninterference),
+        // or the patient's own erases their other recording of the hour
+        // after they were shown it (lost).
+        Fault::EraseBySlot => vec![Clause::Noninterference, Clause::Completeness],
+        // The cached page is another patient's: shown to the wrong patient
+        // (ownership), or the patient's own recording missing from it, which
+        // alone it is not (noninterference).
+        Fault::HistoryCacheShared => vec![Clause::Ownership, Clause::Noninterference],
         Fault::RebookReusesConsultation => vec![
             Clause::Ownership,
             Clause::Noninterference,
@@ -45,7 +53,7 @@ pub fn expected_clause(fault: Fault) -> Clause {
         | Fault::RefusalRevealsExistence => Clause::Refusal,
         Fault::ErasureLeavesMedia | Fault::BinaryOutlivesMedia => Clause::Erasure,
         Fault::MediaMisroute => Clause::Content,
-        Fault::ActiveCallBySlot => Clause::Noninterference,
+        Fault::ActiveCallBySlot | Fault::EraseBySlot => Clause::Noninterference,
         Fault::EraseWholeCall => Clause::Completeness,
         Fault::TotalCountsEveryone => Clause::Integrity,
         _ => Clause::Ownership,
@@ -178,6 +186,7 @@ detection_tests! {
     detects_active_call_by_slot => Fault::ActiveCallBySlot,
     detects_erase_whole_call => Fault::EraseWholeCall,
     detects_total_counts_everyone => Fault::TotalCountsEveryone,
+    detects_erase_by_slot => Fault::EraseBySlot,
 }
 
 /// Faults the sequential matrix leaves out, and why: `check` sends one request

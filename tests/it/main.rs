@@ -12,6 +12,7 @@ mod fhir;
 mod hostile;
 mod hostile_target;
 mod import_fuzz;
+mod noninterference;
 mod scenarios;
 mod soak;
 mod tinyhealth;

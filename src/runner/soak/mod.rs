@@ -571,6 +571,7 @@ impl Shared {
                 Finding::Forged { .. } => "forged",
                 Finding::Reveals { .. } => "reveals",
                 Finding::Interfered { .. } => "interfered",
+                Finding::Differs { .. } => "differs",
                 Finding::Lost { .. } => "lost",
                 Finding::Mismatch { .. } => "mismatch",
                 Finding::ErasedVisible { .. } => "erased",
@@ -671,6 +672,7 @@ impl Shared {
             | Finding::Missing { .. }
             | Finding::Forged { .. }
             | Finding::Interfered { .. }
+            | Finding::Differs { .. }
             | Finding::Lost { .. }
             | Finding::Mismatch { other: None, .. }
             | Finding::DeadSession { .. } => {}
