@@ -38,7 +38,8 @@ pub enum Clause {
     /// An erased recording was visible again.
     Erasure,
     /// A patient's observation depended on what other patients did: a step
-    /// refused in the case succeeds when the patient acts alone.
+    /// refused in the case succeeds when the patient acts alone, or what a
+    /// step showed differs from what it shows the patient alone.
     Noninterference,
     /// A field the model predicts (a view's total, a recording's kind, call
     /// or appointment) differs from the model.
@@ -97,19 +98,33 @@ impl std::str::FromStr for Clause {
     }
 }
 
+/// The clauses from the most to the least telling: the first a set of
+/// violations has is its primary clause.
+const PRIORITY: [Clause; 7] = [
+    Clause::Refusal,
+    Clause::Erasure,
+    Clause::Content,
+    Clause::Ownership,
+    Clause::Integrity,
+    Clause::Noninterference,
+    Clause::Completeness,
+];
+
+/// Where `clause` stands in the order [`primary_clause`] picks by: 0 is the
+/// most telling. A shrinker keeps a candidate only if its clause ranks no
+/// lower than the original finding's, so a leak never shrinks into a
+/// lesser finding.
+pub fn clause_rank(clause: Clause) -> usize {
+    PRIORITY
+        .iter()
+        .position(|c| *c == clause)
+        .unwrap_or(PRIORITY.len())
+}
+
 /// The clause a scenario file records for a set of violations seen at one
 /// step: the most specific one (a served probe is first a refusal, though the
 /// probing patient was also shown a recording that is not theirs).
 pub fn primary_clause(violations: &[Violation]) -> Option<Clause> {
-    const PRIORITY: [Clause; 7] = [
-        Clause::Refusal,
-        Clause::Erasure,
-        Clause::Content,
-        Clause::Ownership,
-        Clause::Integrity,
-        Clause::Noninterference,
-        Clause::Completeness,
-    ];
     PRIORITY
         .into_iter()
         .find(|c| violations.iter().any(|v| v.clause == *c))

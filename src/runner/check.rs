@@ -275,6 +275,9 @@ const PLAIN_SLOT: Slot = Slot { day: 1, hour: 9 };
 struct Shrinker<'a> {
     target: &'a Target,
     limits: Limits,
+    /// The original finding's [`crate::oracle::clause_rank`]: candidates
+    /// must rank as high.
+    rank: usize,
     runs: u32,
     runs_max: u32,
     interrupted: Option<String>,
@@ -293,7 +296,17 @@ impl Shrinker<'_> {
         self.runs += 1;
         let run = run_case(self.target, self.limits, steps, seen).await;
         match &run.end {
-            CaseEnd::Violated { .. } => Some(run),
+            // A candidate that only shows a lesser finding (a leak turned
+            // into a missing recording) is not the same failure.
+            CaseEnd::Violated { violations }
+                if crate::oracle::primary_clause(violations)
+                    .map(crate::oracle::clause_rank)
+                    .unwrap_or(usize::MAX)
+                    <= self.rank =>
+            {
+                Some(run)
+            }
+            CaseEnd::Violated { .. } => None,
             CaseEnd::TargetFailed { step, error } => {
                 self.interrupted = Some(format!(
                     "the target failed at step {step} of a candidate: {error}"
@@ -530,6 +543,10 @@ pub async fn check(
                 let mut shrinker = Shrinker {
                     target,
                     limits,
+                    rank: run
+                        .violations()
+                        .and_then(crate::oracle::primary_clause)
+                        .map_or(usize::MAX, crate::oracle::clause_rank),
                     runs: 0,
                     runs_max: config.shrink_runs_max,
                     interrupted: None,
