@@ -35,12 +35,25 @@ for filter in "${filters[@]}"; do
 done
 containers=$(echo "$containers" | grep . | sort -u || true)
 networks=$(echo "$networks" | grep . | sort -u || true)
-if [[ -n "$containers" ]]; then
-  # shellcheck disable=SC2086
-  docker rm -f $containers >/dev/null
-fi
-if [[ -n "$networks" ]]; then
-  # shellcheck disable=SC2086
-  docker network rm $networks >/dev/null
+# The run being cleaned up may be removing the same things as it ends (its
+# target gone, it shuts down): one already gone is not an error; one still
+# there afterwards is.
+for container in $containers; do
+  docker rm -f "$container" >/dev/null 2>&1 || true
+done
+for network in $networks; do
+  docker network rm "$network" >/dev/null 2>&1 || true
+done
+for _ in $(seq 20); do
+  left=""
+  for filter in "${filters[@]}"; do
+    left+="$(docker ps -aq --filter "$filter")$(docker network ls -q --filter "$filter")"
+  done
+  [[ -z "$left" ]] && break
+  sleep 0.5
+done
+if [[ -n "$left" ]]; then
+  echo "error: some containers or networks could not be removed; see docker ps -a --filter ${filters[0]}" >&2
+  exit 1
 fi
 echo "removed $(echo -n "$containers" | grep -c . || true) container(s), $(echo -n "$networks" | grep -c . || true) network(s)"

@@ -556,7 +556,17 @@ fn killing_the_media_container_mid_run_is_unknown_never_pass() {
 
 /// Spawn `chaperone`, wait for its "containers up ... (run id ID" line.
 fn spawn_until_up(args: &[&str]) -> (std::process::Child, String, Lines) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chaperone"))
+    spawn_until_up_in_job(args, None)
+}
+
+/// [`spawn_until_up`] as part of CI job `job` (`CHAPERONE_RUN_ID`), if given.
+fn spawn_until_up_in_job(args: &[&str], job: Option<&str>) -> (std::process::Child, String, Lines) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chaperone"));
+    match job {
+        Some(job) => command.env("CHAPERONE_RUN_ID", job),
+        None => command.env_remove("CHAPERONE_RUN_ID"),
+    };
+    let mut child = command
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -606,6 +616,70 @@ fn ctrl_c_removes_every_container_and_the_network() {
     assert_eq!(status.code(), Some(3), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     assert_nothing_left(&id);
+}
+
+#[test]
+fn two_jobs_on_one_docker_host_clean_up_only_their_own() {
+    // Goal: parallel CI jobs sharing one Docker engine do not kill each
+    // other: one job's clean-up (`ci/cleanup.sh JOB`, as its last CI step
+    // runs it) removes that job's containers and leaves the other job's
+    // running, and the other job still ends as it would alone.
+    // Method: two `run`s against containers in two jobs at once; job A's
+    // clean-up while both are up; then job B is interrupted as a user would.
+    if !engine() {
+        return;
+    }
+    let args = [
+        "run",
+        "--target",
+        "containers",
+        "--seed",
+        "1",
+        "--cases",
+        "1000000",
+    ];
+    let job_a = format!("it-job-a-{}", std::process::id());
+    let job_b = format!("it-job-b-{}", std::process::id());
+    let (mut a, id_a, lines_a) = spawn_until_up_in_job(&args, Some(&job_a));
+    let drain_a = std::thread::spawn(move || lines_a.count());
+    let (mut b, id_b, lines_b) = spawn_until_up_in_job(&args, Some(&job_b));
+    let drain_b = std::thread::spawn(move || lines_b.count());
+    assert_ne!(leftovers(&id_a), (0, 0), "job A is up");
+    assert_ne!(leftovers(&id_b), (0, 0), "job B is up");
+
+    let cleanup = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/cleanup.sh"))
+        .arg(&job_a)
+        .output()
+        .expect("ci/cleanup.sh");
+    assert!(cleanup.status.success(), "{}", stderr(&cleanup));
+    assert_nothing_left(&id_a);
+    assert_ne!(
+        leftovers(&id_b),
+        (0, 0),
+        "job A's clean-up left job B alone"
+    );
+
+    // Job A lost its target: unknown, never a pass.
+    let status_a = a.wait().expect("wait A");
+    drain_a.join().expect("drain A");
+    assert_eq!(status_a.code(), Some(3));
+    // Job B still runs against its own services: interrupted, it ends as
+    // an interrupted run, not as one whose target died.
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .args(["-INT", &b.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(kill.success());
+    let status_b = b.wait().expect("wait B");
+    drain_b.join().expect("drain B");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut b.stderr.take().expect("stderr"), &mut err).ok();
+    assert_eq!(status_b.code(), Some(3), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!err.contains("did not answer"), "{err}");
+    assert_nothing_left(&id_b);
 }
 
 #[test]
