@@ -76,11 +76,14 @@ pub enum Fault {
     /// slot, not by id. Another patient's recording vanishes from their own
     /// history, and nothing they were shown leaks.
     EraseBySlot,
+    /// Erasure hides the row and refuses playback, but never deletes the
+    /// media object: the bytes stay in the media store.
+    EraseKeepsStoredMedia,
 }
 
 impl Fault {
     /// Every fault, in declaration order.
-    pub const ALL: [Fault; 19] = [
+    pub const ALL: [Fault; 20] = [
         Fault::UpgradeLatestCall,
         Fault::UpgradePhantom,
         Fault::HistoryPage2Unfiltered,
@@ -100,6 +103,7 @@ impl Fault {
         Fault::BinaryOutlivesMedia,
         Fault::TotalCountsEveryone,
         Fault::EraseBySlot,
+        Fault::EraseKeepsStoredMedia,
     ];
 
     /// The kebab-case name used on the command line and in `CLINIC_FAULTS`.
@@ -124,6 +128,7 @@ impl Fault {
             Fault::BinaryOutlivesMedia => "binary-outlives-media",
             Fault::TotalCountsEveryone => "total-counts-everyone",
             Fault::EraseBySlot => "erase-by-slot",
+            Fault::EraseKeepsStoredMedia => "erase-keeps-stored-media",
         }
     }
 
@@ -182,6 +187,9 @@ impl Fault {
             }
             Fault::EraseBySlot => {
                 "erasing a recording erases every finished recording made in its appointment's slot, so another patient's recording at the same hour vanishes"
+            }
+            Fault::EraseKeepsStoredMedia => {
+                "erasure hides the recording and refuses its playback, but never deletes its bytes from the media store"
             }
         }
     }
@@ -334,7 +342,7 @@ mod tests {
              upgrade-shared-slot, fhir-subject-unchecked, fhir-next-link-unscoped, \
              call-owner-unchecked, token-like-match, refusal-reveals-existence, \
              active-call-by-slot, erase-whole-call, binary-outlives-media, \
-             total-counts-everyone, erase-by-slot"
+             total-counts-everyone, erase-by-slot, erase-keeps-stored-media"
         );
     }
 

@@ -8,6 +8,7 @@
 //! | request | success | failure |
 //! | --- | --- | --- |
 //! | `POST /media` | 201 `{"media_id": ..}` | |
+//! | `GET /media` | 200 `{"ids": [..]}`, every stored object's id, sorted | |
 //! | `POST /media/{id}/append` (bytes) | 204 | 404 unknown, 413 over [`CHUNK_BYTES_MAX`] |
 //! | `POST /media/{id}/close` | 204 | 404 unknown |
 //! | `GET /media/{id}` | 200 bytes | 404 unknown |
@@ -74,7 +75,7 @@ impl MediaState {
 /// The media service's router, with its state.
 pub fn router(state: MediaState) -> Router {
     Router::new()
-        .route("/media", post(open))
+        .route("/media", post(open).get(list))
         .route(
             "/media/{id}/append",
             post(append).layer(DefaultBodyLimit::max(CHUNK_BYTES_MAX)),
@@ -98,6 +99,15 @@ async fn open(State(state): State<MediaState>) -> Response {
         .insert(media_id.clone(), MediaObject::default());
     let body = serde_json::json!({ "media_id": media_id });
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// Every stored object's id, sorted: what a store's listing (an S3 bucket's,
+/// say) gives whoever can reach it, and how a tester checks that erased
+/// bytes are gone from the store itself.
+async fn list(State(state): State<MediaState>) -> Response {
+    let mut ids: Vec<String> = state.lock().keys().cloned().collect();
+    ids.sort();
+    axum::Json(serde_json::json!({ "ids": ids })).into_response()
 }
 
 async fn append(

@@ -282,7 +282,10 @@ impl ApiState {
     /// Erases the caller's finished recording and deletes its media.
     pub(crate) async fn erase(&self, patient: &str, recording_id: &str) -> Result<(), ApiError> {
         let media_id = self.db(|db| db.erase(patient, recording_id))?;
-        if self.has(Fault::ErasureLeavesMedia) || self.has(Fault::BinaryOutlivesMedia) {
+        if self.has(Fault::ErasureLeavesMedia)
+            || self.has(Fault::BinaryOutlivesMedia)
+            || self.has(Fault::EraseKeepsStoredMedia)
+        {
             // The bug: the row is hidden, the media stays.
             return Ok(());
         }

@@ -18,8 +18,9 @@ use std::sync::LazyLock;
 
 use axum::Router;
 use chaperone::binding::Binding;
-use chaperone::driver::BindingDriver;
+use chaperone::driver::{BindingDriver, Store, Transport};
 use chaperone::model::{Flow, Limits};
+use chaperone::target::ServicesFile;
 
 /// The reference clinic's `/v1` binding, compiled once per process.
 fn clinic_binding() -> std::sync::Arc<Binding> {
@@ -66,14 +67,36 @@ pub fn faults_from_env() -> FaultSet {
 
 /// A fresh reference clinic with `faults`, in-process: its api router.
 pub fn clinic(faults: &FaultSet) -> Router {
+    clinic_with_store(faults).0
+}
+
+/// A fresh reference clinic with `faults`, in-process: its api router, and
+/// its media service's router (the store erasure is checked in).
+pub fn clinic_with_store(faults: &FaultSet) -> (Router, Router) {
     let config = Config {
         faults: faults.clone(),
         db_path: None,
     };
-    let link = MediaLink::InProcess(media::router(MediaState::default()));
+    let media = media::router(MediaState::default());
+    let link = MediaLink::InProcess(media.clone());
     let state = api::ApiState::new(&config, link)
         .expect("an in-memory database always opens and takes its schema");
-    api::router(state)
+    (api::router(state), media)
+}
+
+/// A driver for a fresh in-process clinic with `faults`, checking erasure in
+/// its media store as `chaperone run` does on the embedded clinic.
+fn fresh_driver(binding: std::sync::Arc<Binding>, faults: &FaultSet) -> BindingDriver {
+    let (api, media) = clinic_with_store(faults);
+    let spec = ServicesFile::clinic()
+        .store()
+        .map(|(_, spec)| spec.clone())
+        .expect("the built-in target file names the media store");
+    BindingDriver::in_process(binding, api).with_store(Store::new(
+        Transport::InProcess(media),
+        spec,
+        false,
+    ))
 }
 
 /// How one `flows` input ended, as the fuzz target judges it.
@@ -98,7 +121,7 @@ pub fn flows(flow: &Flow, faults: &FaultSet, canaries: &Canaries) -> FlowOutcome
     if steps.is_empty() {
         return FlowOutcome::Passed;
     }
-    let mut driver = BindingDriver::in_process(clinic_binding(), clinic(faults));
+    let mut driver = fresh_driver(clinic_binding(), faults);
     let run = runtime().block_on(execute(&mut driver, limits, canaries, &steps, None));
     let clean = faults.is_empty();
     // Noninterference, as `chaperone run` judges it: a refused step that
@@ -106,7 +129,7 @@ pub fn flows(flow: &Flow, faults: &FaultSet, canaries: &Canaries) -> FlowOutcome
     if let CaseEnd::Diverged { step, status, .. } = run.end
         && let Some(alone) = alone_steps(limits, &steps, step, &clinic_binding().shared)
     {
-        let mut solo = BindingDriver::in_process(clinic_binding(), clinic(faults));
+        let mut solo = fresh_driver(clinic_binding(), faults);
         let solo = runtime().block_on(execute(&mut solo, limits, canaries, &alone, None));
         if solo.end == CaseEnd::Passed {
             let violation = interfered(&steps, step, status, &alone);
@@ -127,7 +150,7 @@ pub fn flows(flow: &Flow, faults: &FaultSet, canaries: &Canaries) -> FlowOutcome
             else {
                 continue;
             };
-            let mut solo = BindingDriver::in_process(binding.clone(), clinic(faults));
+            let mut solo = fresh_driver(binding.clone(), faults);
             let solo = runtime().block_on(execute(&mut solo, limits, canaries, &alone, None));
             if let Some(violation) = differs(&binding, prefix, &run.trace, &indices, &solo, patient)
             {

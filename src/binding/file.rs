@@ -377,6 +377,17 @@ pub struct ViewFile {
     /// Where an item's appointment id is, relative to the item (`/appointment_id`).
     #[serde(default)]
     pub appointment: Option<String>,
+    /// Where an item's size in bytes is, relative to the item (`/bytes`).
+    #[serde(default)]
+    pub size: Option<String>,
+    /// Where an item's owner (the patient's own id, as `me` captures it) is,
+    /// relative to the item (`/resource/subject/reference`).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// A regular expression applied to the owner: its first group is the
+    /// patient's id (`^Patient/(.+)$`).
+    #[serde(default)]
+    pub owner_regex: Option<String>,
 }
 
 /// Pagination of a view.

@@ -216,6 +216,10 @@ pub struct View {
     pub call: Option<(Locator, Option<Regex>)>,
     /// Where an item's appointment id is, if mapped.
     pub appointment: Option<Locator>,
+    /// Where an item's size in bytes is, if mapped.
+    pub size: Option<Locator>,
+    /// Where an item's owner id is, if mapped, and the part to keep.
+    pub owner: Option<(Locator, Option<Regex>)>,
 }
 
 /// How the session credential is presented.
@@ -278,13 +282,15 @@ pub struct Binding {
 /// What the noninterference check compares between a patient's observations
 /// with others and alone: whether each step was served, the recordings each
 /// showed (in aliases), and each mapped field.
-pub const COMPARED_FIELDS: [&str; 6] = [
+pub const COMPARED_FIELDS: [&str; 8] = [
     "status",
     "recordings",
     "total",
     "kind",
     "call",
     "appointment",
+    "size",
+    "owner",
 ];
 
 /// When the noninterference check runs (`[noninterference] check`,
@@ -1312,6 +1318,23 @@ fn compile_view(at: &Spans<'_>, name: &str, file: &ViewFile) -> Result<View, Bin
         }
         None => None,
     };
+    let size = field("size", &file.size)?;
+    let owner_regex = file
+        .owner_regex
+        .as_deref()
+        .map(|r| compile_regex(at, &format!("{key}.owner_regex"), r))
+        .transpose()?;
+    let owner = match field("owner", &file.owner)? {
+        Some(locator) => Some((locator, owner_regex)),
+        None if owner_regex.is_some() => {
+            return Err(at.error(
+                None,
+                &format!("{key}.owner_regex"),
+                "`owner_regex` needs `owner` (where the item's owner id is)".to_string(),
+            ));
+        }
+        None => None,
+    };
     Ok(View {
         spec,
         request,
@@ -1323,6 +1346,8 @@ fn compile_view(at: &Spans<'_>, name: &str, file: &ViewFile) -> Result<View, Bin
         kind,
         call,
         appointment,
+        size,
+        owner,
     })
 }
 

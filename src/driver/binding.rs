@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::book::RecordingBook;
 use super::http::{BodyLimits, encode_path_segment, encode_query_value};
+use super::store::Store;
 use super::transport::{Incoming, Outgoing, Transport};
 use super::{Body, BodyKind, Driver, Existence, Fact, Observation, Seen, TargetError, body_shape};
 use crate::binding::{
@@ -84,6 +85,11 @@ pub struct BindingDriver {
     limits: BodyLimits,
     /// The recording each call currently records into, in aliases.
     current: HashMap<CallId, RecordingId>,
+    /// The media chunks sent into each recording: its owner, call and
+    /// chunk numbers, to find its bytes in a store after erasure.
+    sent: HashMap<RecordingId, (PatientId, CallId, Vec<u16>)>,
+    /// The store the target file names, if any.
+    store: Option<Store>,
 }
 
 /// A recording whose id the service has not told yet.
@@ -145,7 +151,16 @@ impl BindingDriver {
             unattributed: Vec::new(),
             limits: BodyLimits::default(),
             current: HashMap::new(),
+            sent: HashMap::new(),
+            store: None,
         }
+    }
+
+    /// Check erasure in `store` too: after every erasure the objects it
+    /// created during the case are searched for the erased recording's bytes.
+    pub fn with_store(mut self, store: Store) -> BindingDriver {
+        self.store = Some(store);
+        self
     }
 
     /// A driver over the in-process `router`, with a book of its own.
@@ -520,6 +535,24 @@ impl BindingDriver {
         v
     }
 
+    /// The media chunks sent into `recording` and into no other recording
+    /// of its call that is still there: bytes that, found in a store after
+    /// its erasure, can only be its own.
+    fn chunks_only_in(&self, recording: RecordingId) -> Vec<Vec<u8>> {
+        let Some((owner, call, chunks)) = self.sent.get(&recording) else {
+            return Vec::new();
+        };
+        chunks
+            .iter()
+            .filter(|n| {
+                !self.sent.iter().any(|(r, (_, c, others))| {
+                    *r != recording && c == call && !self.erased.contains(r) && others.contains(n)
+                })
+            })
+            .map(|n| payload::media_chunk_in(self.tag, *owner, *call, *n))
+            .collect()
+    }
+
     fn learn_recording(
         &mut self,
         alias: RecordingId,
@@ -766,6 +799,21 @@ impl BindingDriver {
                             appointment,
                         },
                     ));
+                }
+                if let Some(bytes) = item.size {
+                    observation
+                        .facts
+                        .push((format!("{field}.size"), Fact::Size { recording, bytes }));
+                }
+                if let Some(id) = &item.owner {
+                    let owner = self
+                        .sessions
+                        .iter()
+                        .find(|(_, s)| s.me.as_deref() == Some(id.as_str()))
+                        .map(|(alias, _)| *alias);
+                    observation
+                        .facts
+                        .push((format!("{field}.owner"), Fact::Owner { recording, owner }));
                 }
                 observation.seen.push((field, recording));
             }
@@ -1110,6 +1158,10 @@ struct Item {
     call: Option<String>,
     /// Its appointment id, if mapped.
     appointment: Option<String>,
+    /// Its size in bytes, if mapped.
+    size: Option<u64>,
+    /// Its owner's id, if mapped.
+    owner: Option<String>,
 }
 
 /// The items a view page (`value`, its parsed body) lists.
@@ -1168,11 +1220,24 @@ fn items(view: &View, value: &Value) -> Result<Vec<Item>, String> {
             .appointment
             .as_ref()
             .and_then(|locator| locate(locator, item).and_then(scalar));
+        let size = view
+            .size
+            .as_ref()
+            .and_then(|locator| total_of(locator, item));
+        let owner = view.owner.as_ref().and_then(|(locator, regex)| {
+            let raw = locate(locator, item).and_then(scalar)?;
+            match regex {
+                None => Some(raw),
+                Some(re) => first_group(re, &raw),
+            }
+        });
         out.push(Item {
             id,
             video,
             call,
             appointment,
+            size,
+            owner,
         });
     }
     Ok(out)
@@ -1257,6 +1322,9 @@ impl Driver for BindingDriver {
     async fn perform(&mut self, step: &Step) -> Result<Observation, TargetError> {
         let action = step.action();
         let patient = step.patient();
+        if let Some(store) = &mut self.store {
+            store.remember_start(&self.limits).await?;
+        }
         match *step {
             Step::Register { patient } => {
                 let mut values = HashMap::new();
@@ -1382,12 +1450,17 @@ impl Driver for BindingDriver {
                 let (observation, _, ok) = self
                     .run_action(action, &bound, &values, Some(&session))
                     .await?;
-                if ok
-                    && let Some(current) = self.current.get(&call)
-                    && let Some(pending) =
+                if ok && let Some(current) = self.current.get(&call) {
+                    self.sent
+                        .entry(*current)
+                        .or_insert_with(|| (patient, call, Vec::new()))
+                        .2
+                        .push(chunk);
+                    if let Some(pending) =
                         self.unattributed.iter_mut().find(|p| p.alias == *current)
-                {
-                    pending.chunks.push(chunk);
+                    {
+                        pending.chunks.push(chunk);
+                    }
                 }
                 Ok(observation)
             }
@@ -1454,11 +1527,19 @@ impl Driver for BindingDriver {
                 let mut values = self.values(patient);
                 values.insert("recording", self.recording_id(action, recording).await?);
                 let bound = self.bound(action, Action::Erase)?.clone();
-                let (observation, _, ok) = self
+                let (mut observation, _, ok) = self
                     .run_action(action, &bound, &values, Some(&session))
                     .await?;
                 if ok {
                     self.erased.push(recording);
+                    let needles = self.chunks_only_in(recording);
+                    if let Some(store) = &self.store
+                        && store.holds(&needles, &self.limits).await?
+                    {
+                        observation
+                            .seen
+                            .push(("store".to_string(), Seen::Known(recording)));
+                    }
                 }
                 Ok(observation)
             }

@@ -14,15 +14,17 @@
 pub mod binding;
 pub mod book;
 pub mod http;
+pub mod store;
 pub mod transport;
 
 pub use binding::{BindingDriver, encode_component};
 pub use book::RecordingBook;
+pub use store::{Store, StoreSpec};
 pub use transport::{Transport, health, http_client};
 
 use std::future::Future;
 
-use crate::model::{AppointmentId, CallId, RecordingId, Step};
+use crate::model::{AppointmentId, CallId, PatientId, RecordingId, Step};
 
 /// A recording as the service showed it, in alias terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -118,6 +120,21 @@ pub enum Fact {
         recording: Seen,
         /// The appointment.
         appointment: Option<AppointmentId>,
+    },
+    /// An item's size in bytes.
+    Size {
+        /// The item.
+        recording: Seen,
+        /// The bytes it says it holds.
+        bytes: u64,
+    },
+    /// An item's owner: the patient whose own id it names, or `None` for an
+    /// id that is no patient of this case.
+    Owner {
+        /// The item.
+        recording: Seen,
+        /// The patient.
+        owner: Option<PatientId>,
     },
 }
 

@@ -86,6 +86,9 @@ pub struct Recording {
     pub erased: bool,
     /// Media chunks the owner sent into it.
     pub chunks: u32,
+    /// How many bytes those chunks hold (a chunk's length does not depend
+    /// on the case's tag: canaries are fixed width).
+    pub bytes: u64,
 }
 
 /// The whole reference state after some sequence of steps.
@@ -336,11 +339,16 @@ impl State {
                 }
                 self.create_recording(recording, patient, call, Mode::Video);
             }
-            Step::SendMedia { call, .. } => {
+            Step::SendMedia {
+                patient,
+                call,
+                chunk,
+            } => {
                 if let Some(current) = self.calls.get(&call).map(|c| c.current)
                     && let Some(r) = self.recordings.get_mut(&current)
                 {
                     r.chunks += 1;
+                    r.bytes += super::payload::media_chunk(patient, call, chunk).len() as u64;
                 }
             }
             Step::EndCall { call, .. } => {
@@ -392,6 +400,7 @@ impl State {
                 finished: false,
                 erased: false,
                 chunks: 0,
+                bytes: 0,
             },
         );
         self.creation_order.push(id);

@@ -1,5 +1,7 @@
 //! Erasure: a recording its owner erased is never visible again, to anyone —
-//! not in a history view, not by playback.
+//! not in a history view, not by playback, not by an old download link — and
+//! its bytes are gone from the store the target file names (the erasure's own
+//! observation says whether the store still holds them).
 
 use super::{Clause, Context, Finding, Violation};
 use crate::driver::Seen;
@@ -8,6 +10,7 @@ use crate::model::Step;
 pub(super) fn check(ctx: &Context<'_>) -> Vec<Violation> {
     let mut violations = dead_session(ctx);
     violations.extend(erased_shown(ctx));
+    violations.extend(still_stored(ctx));
     violations
 }
 
@@ -47,6 +50,32 @@ fn erased_shown(ctx: &Context<'_>) -> Vec<Violation> {
                     },
                 )
             })
+        })
+        .collect()
+}
+
+/// An erasure whose recording's bytes the store still holds afterwards: the
+/// row is hidden, the media is not gone.
+fn still_stored(ctx: &Context<'_>) -> Vec<Violation> {
+    let Step::Erase { recording, .. } = ctx.step else {
+        return Vec::new();
+    };
+    let Some(owner) = ctx.before.recordings.get(recording).map(|r| r.owner) else {
+        return Vec::new();
+    };
+    ctx.observation
+        .seen
+        .iter()
+        .filter(|(field, seen)| field == "store" && *seen == Seen::Known(*recording))
+        .map(|(field, seen)| {
+            ctx.violation(
+                Clause::Erasure,
+                field,
+                Finding::ErasedVisible {
+                    recording: *seen,
+                    owner,
+                },
+            )
         })
         .collect()
 }

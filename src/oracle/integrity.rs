@@ -2,8 +2,8 @@
 //! predict matches the model — a view's total count (never above the
 //! model's: a lower one is a hidden recording, which is the completeness
 //! clause's business), and for each of the
-//! patient's own recordings in it, its kind (audio or video), its call and
-//! its appointment. A total that counts other patients' recordings, or a
+//! patient's own recordings in it, its kind (audio or video), its call, its
+//! appointment, its size in bytes and its owner. A total that counts other patients' recordings, or a
 //! recording shown under someone else's call, is a finding here even when
 //! no foreign recording is listed.
 //!
@@ -90,6 +90,27 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Violation> {
                         .and_then(|a| state.appointments.get(&a))
                         .map(|a| a.patient)
                         .filter(|p| *p != patient),
+                })
+            }),
+            Fact::Size { recording, bytes } => own(recording).and_then(|rec| {
+                (*bytes != rec.bytes).then(|| Finding::Mismatch {
+                    recording: Some(*recording),
+                    what: "size",
+                    expected: format!("{} bytes long", rec.bytes),
+                    got: format!("{bytes} bytes"),
+                    other: None,
+                })
+            }),
+            Fact::Owner { recording, owner } => own(recording).and_then(|_| {
+                (*owner != Some(patient)).then(|| Finding::Mismatch {
+                    recording: Some(*recording),
+                    what: "owner",
+                    expected: format!("owned by {patient}"),
+                    got: owner.map_or_else(
+                        || "an owner who is no patient of this case".to_string(),
+                        |p| format!("owned by {p}"),
+                    ),
+                    other: owner.filter(|p| *p != patient),
                 })
             }),
         };

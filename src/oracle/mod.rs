@@ -372,6 +372,10 @@ impl fmt::Display for Violation {
                 f,
                 "{p}'s credential, forged ({forgery}), was answered {status} instead of being refused: a forged credential acted as a patient"
             ),
+            Finding::ErasedVisible { recording, owner } if at == "store" => write!(
+                f,
+                "{owner} erased {recording}, yet its bytes are still in the store the target file names: the erasure hid the row and kept the media"
+            ),
             Finding::ErasedVisible { recording, owner } => write!(
                 f,
                 "{recording} was erased by {owner}, yet {p} was shown it again at `{at}`"

@@ -234,3 +234,51 @@ fn canaries_of_other_cases_on_a_shared_service_are_leaks_too() {
     );
     assert_eq!(found(&other_case_same_alias[..20]), vec![]);
 }
+
+#[test]
+fn integrity_checks_a_mapped_size_and_owner_against_the_model() {
+    // Goal: an own recording's size must be the bytes its owner sent into
+    // it, and its owner must be the viewer; each mismatch is an integrity
+    // violation naming the field, and the right values pass.
+    // Method: P1 sends one chunk into R1, ends the call, views; the view's
+    // facts are made by hand.
+    use crate::driver::Fact;
+    use crate::model::CallId;
+    let extra = "P1 send-media C1 #3\nP1 end-call C1";
+    let size = payload::media_chunk(PatientId(1), CallId(1), 3).len() as u64;
+    let view = |facts: Vec<Fact>| {
+        let mut o = obs(200, &[("items[0]", R1)], vec![json("{}")]);
+        o.facts = facts
+            .into_iter()
+            .map(|f| ("items[0].x".to_string(), f))
+            .collect();
+        judge(extra, "P1 view history page=1 per-page=10", o)
+    };
+    let right = view(vec![
+        Fact::Size {
+            recording: R1,
+            bytes: size,
+        },
+        Fact::Owner {
+            recording: R1,
+            owner: Some(PatientId(1)),
+        },
+    ]);
+    assert!(right.violations.is_empty(), "{:?}", clauses(&right));
+    let bigger = view(vec![Fact::Size {
+        recording: R1,
+        bytes: size + 70,
+    }]);
+    let found = clauses(&bigger);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, Clause::Integrity);
+    assert!(found[0].1.contains("size"), "{}", found[0].1);
+    let someone_else = view(vec![Fact::Owner {
+        recording: R1,
+        owner: Some(PatientId(2)),
+    }]);
+    let found = clauses(&someone_else);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, Clause::Integrity);
+    assert!(found[0].1.contains("P2"), "{}", found[0].1);
+}

@@ -18,9 +18,11 @@ pub fn clause_rule(clause: Clause) -> &'static str {
         Clause::Refusal => {
             "a request for another patient's recording or object, or with a forged credential, must be refused (401/403/404), and refused as an id that never existed is"
         }
-        Clause::Erasure => "a recording its owner erased must never be visible again, to anyone",
+        Clause::Erasure => {
+            "a recording its owner erased must never be visible again, to anyone, and its bytes must be gone from the store"
+        }
         Clause::Integrity => {
-            "every field the model can predict (a view's total, a recording's kind, call and appointment) matches it"
+            "every field the model can predict (a view's total, a recording's kind, call, appointment, size and owner) matches it"
         }
         Clause::Noninterference => {
             "what a patient may do and sees must not depend on what other patients do"

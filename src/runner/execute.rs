@@ -119,6 +119,14 @@ impl Trace {
                         Some(item(recording)?),
                         appointment.map_or("an unknown appointment".to_string(), |a| a.to_string()),
                     ),
+                    Fact::Size { recording, bytes } => {
+                        ("size", Some(item(recording)?), format!("{bytes} bytes"))
+                    }
+                    Fact::Owner { recording, owner } => (
+                        "owner",
+                        Some(item(recording)?),
+                        owner.map_or("an unknown owner".to_string(), |p| p.to_string()),
+                    ),
                 })
             })
             .collect();

@@ -101,6 +101,8 @@ pub struct Environment {
     docker: Docker,
     running: Vec<Running>,
     api_url: String,
+    /// The store service's base URL on loopback, if the file names one.
+    store_url: Option<String>,
     startup: Duration,
 }
 
@@ -231,6 +233,7 @@ impl Environment {
             docker: docker.clone(),
             running: Vec::new(),
             api_url: String::new(),
+            store_url: None,
             startup: Duration::ZERO,
         };
         docker
@@ -342,11 +345,19 @@ impl Environment {
             )
             .await?;
             hosts.push((service.alias.clone(), ip));
+            if service.store.is_some() {
+                self.store_url = Some(base.clone());
+            }
             if std::ptr::eq(service, &file.services[file.api]) {
                 self.api_url = base;
             }
         }
         Ok(())
+    }
+
+    /// The store service's base URL on loopback, if the file names one.
+    pub fn store_url(&self) -> Option<&str> {
+        self.store_url.as_deref()
     }
 
     /// The API's base URL on loopback (`http://127.0.0.1:PORT`).

@@ -41,7 +41,9 @@ use tokio::sync::OnceCell;
 
 use crate::binding::Binding;
 use crate::driver::http::BodyLimits;
-use crate::driver::{BindingDriver, RecordingBook, TargetError, Transport, health, http_client};
+use crate::driver::{
+    BindingDriver, RecordingBook, Store, StoreSpec, TargetError, Transport, health, http_client,
+};
 use crate::model::payload::CaseTag;
 pub use containers::{Environment, StartError};
 pub use services::{ServicesError, ServicesFile};
@@ -166,6 +168,8 @@ pub struct Target {
 #[derive(Debug)]
 struct Started {
     api_url: String,
+    /// The store service's URL, if the file names one.
+    store_url: Option<String>,
     environment: Mutex<Option<Environment>>,
 }
 
@@ -205,6 +209,8 @@ pub struct CaseTarget {
     limits: BodyLimits,
     embedded: Option<clinic::RunningClinic>,
     shared: bool,
+    /// The store the target file names: its base URL and how to list it.
+    store: Option<(String, StoreSpec)>,
 }
 
 impl Target {
@@ -294,6 +300,7 @@ impl Target {
                 let environment = Environment::start(file, &self.faults).await?;
                 Ok(Started {
                     api_url: environment.api_url().to_string(),
+                    store_url: environment.store_url().map(str::to_string),
                     environment: Mutex::new(Some(environment)),
                 })
             })
@@ -344,6 +351,11 @@ impl Target {
                         action: "start embedded clinic",
                         what: e.to_string(),
                     })?;
+                // The embedded clinic is the built-in target file's services
+                // in-process: its media service is the same store.
+                let store = ServicesFile::clinic()
+                    .store()
+                    .map(|(_, spec)| (running.media_url(), spec.clone()));
                 Ok(CaseTarget {
                     base: running.api_url(),
                     // A fresh clinic per case: nothing of another case is there.
@@ -353,6 +365,7 @@ impl Target {
                     limits: self.limits,
                     embedded: Some(running),
                     shared: false,
+                    store,
                 })
             }
             TargetSpec::Url(url) => Ok(CaseTarget {
@@ -363,12 +376,17 @@ impl Target {
                 limits: self.limits,
                 embedded: None,
                 shared: true,
+                store: None,
             }),
-            TargetSpec::Containers(_) => {
+            TargetSpec::Containers(file) => {
                 let started = self.containers().await.map_err(|e| TargetError::Missing {
                     action: "start containers",
                     what: e.to_string(),
                 })?;
+                let store = started
+                    .store_url
+                    .clone()
+                    .zip(file.store().map(|(_, spec)| spec.clone()));
                 Ok(CaseTarget {
                     base: started.api_url.clone(),
                     tag: self.fresh_tag(),
@@ -377,6 +395,7 @@ impl Target {
                     limits: self.limits,
                     embedded: None,
                     shared: true,
+                    store,
                 })
             }
         }
@@ -384,9 +403,24 @@ impl Target {
 }
 
 impl CaseTarget {
-    /// A fresh driver (no sessions) for this case's service.
+    /// A fresh driver (no sessions) for this case's service. It also checks
+    /// erasure in the store the target file names, if any: a sequential
+    /// case can afford the listing; concurrent patients
+    /// ([`CaseTarget::driver_sharing`]) do not, since it would change the
+    /// timing they are sent with.
     pub fn driver(&self) -> BindingDriver {
-        self.driver_sharing(RecordingBook::new())
+        let driver = self.driver_sharing(RecordingBook::new());
+        match &self.store {
+            Some((base, spec)) => driver.with_store(Store::new(
+                Transport::Http {
+                    client: self.client.clone(),
+                    base: base.clone(),
+                },
+                spec.clone(),
+                self.shared,
+            )),
+            None => driver,
+        }
     }
 
     /// The tag that makes this case's canaries its own.

@@ -18,8 +18,10 @@
 //! alias = "media"                  # how later services reach it
 //! ```
 //!
-//! Optional per service: `env` (a table of strings) and `faults_env` (the
-//! variable `--fault` names are passed in, comma-separated).
+//! Optional per service: `env` (a table of strings), `faults_env` (the
+//! variable `--fault` names are passed in, comma-separated), and `store`
+//! for the one service that keeps recording bytes and can list them
+//! ([`StoreSpec`]: erasure is then checked in the store itself).
 //!
 //! **Invariants:** a parsed [`ServicesFile`] is valid: names and aliases are
 //! unique hostnames, exactly one of `tag`/`build` is set, `api` names a
@@ -29,6 +31,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::Deserialize;
+
+pub use crate::driver::StoreSpec;
 
 /// `ci/targets/clinic.toml`, the built-in meaning of `--target containers`.
 pub const CLINIC_TOML: &str = include_str!("../../ci/targets/clinic.toml");
@@ -64,6 +68,8 @@ pub struct Service {
     pub health: String,
     /// The hostname later services reach it by on the private network.
     pub alias: String,
+    /// Where it keeps recording bytes, if it is a store the harness may list.
+    pub store: Option<StoreSpec>,
 }
 
 /// A validated target file.
@@ -115,6 +121,15 @@ struct RawService {
     port: i64,
     health: String,
     alias: String,
+    store: Option<RawStore>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    list: String,
+    ids: String,
+    object: String,
 }
 
 /// A hostname label: what Docker accepts as a name and a resolver as a host.
@@ -134,6 +149,13 @@ fn is_env_name(s: &str) -> bool {
 }
 
 impl ServicesFile {
+    /// The service that is a store, with its description.
+    pub fn store(&self) -> Option<(&Service, &StoreSpec)> {
+        self.services
+            .iter()
+            .find_map(|s| s.store.as_ref().map(|store| (s, store)))
+    }
+
     /// The built-in reference clinic (`--target containers`).
     pub fn clinic() -> ServicesFile {
         // The built-in file is tested to parse; failing here is a build defect.
@@ -277,6 +299,48 @@ impl ServicesFile {
                     format!("`{name}` is not an environment variable name"),
                 ));
             }
+            let store = match s.store {
+                None => None,
+                Some(store) => {
+                    let path_ok =
+                        |p: &str| p.starts_with('/') && !p.chars().any(char::is_whitespace);
+                    if !path_ok(&store.list) {
+                        return Err(error(
+                            at("store.list"),
+                            format!("`{}` is not a path starting with `/`", store.list),
+                        ));
+                    }
+                    if !path_ok(&store.object) || !store.object.contains("{id}") {
+                        return Err(error(
+                            at("store.object"),
+                            format!(
+                                "`{}` is not a path starting with `/` with `{{id}}` where the object's id goes",
+                                store.object
+                            ),
+                        ));
+                    }
+                    if !(store.ids.is_empty() || store.ids.starts_with('/')) {
+                        return Err(error(
+                            at("store.ids"),
+                            format!(
+                                "`{}` is not a JSON pointer (`/ids`, or empty for a bare array)",
+                                store.ids
+                            ),
+                        ));
+                    }
+                    if services.iter().any(|s: &Service| s.store.is_some()) {
+                        return Err(error(
+                            at("store"),
+                            "only one service may be the store".into(),
+                        ));
+                    }
+                    Some(StoreSpec {
+                        list: store.list,
+                        ids: store.ids,
+                        object: store.object,
+                    })
+                }
+            };
             services.push(Service {
                 name: s.name,
                 image: s.image,
@@ -287,6 +351,7 @@ impl ServicesFile {
                 port,
                 health: s.health,
                 alias: s.alias,
+                store,
             });
         }
         let api = services
@@ -354,6 +419,10 @@ alias = "web"
                 .iter()
                 .all(|s| s.source == ImageSource::BuildClinic)
         );
+        // The media service is the store erasure is checked in.
+        let (service, store) = file.store().expect("a store");
+        assert_eq!(service.name, "media");
+        assert_eq!(store.object, "/media/{id}");
     }
 
     #[test]
@@ -402,6 +471,26 @@ alias = "web"
                 "port = 80",
                 "port = 80\nimage_tag = \"x\"",
                 "unknown field `image_tag`",
+            ),
+            (
+                "port = 80",
+                "port = 80\nstore = { list = \"media\", ids = \"/ids\", object = \"/m/{id}\" }",
+                "services[0].store.list",
+            ),
+            (
+                "port = 80",
+                "port = 80\nstore = { list = \"/m\", ids = \"/ids\", object = \"/m/x\" }",
+                "services[0].store.object",
+            ),
+            (
+                "port = 80",
+                "port = 80\nstore = { list = \"/m\", ids = \"ids\", object = \"/m/{id}\" }",
+                "services[0].store.ids",
+            ),
+            (
+                "port = 80",
+                "port = 80\nstore = { list = \"/m\", ids = \"/ids\" }",
+                "missing field `object`",
             ),
         ];
         for (from, to, expected) in cases {

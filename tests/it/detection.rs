@@ -35,6 +35,11 @@ pub fn expected_clauses(fault: Fault) -> Vec<Clause> {
         // (ownership), or the patient's own recording missing from it, which
         // alone it is not (noninterference).
         Fault::HistoryCacheShared => vec![Clause::Ownership, Clause::Noninterference],
+        // The misrouted chunk lands in another recording: another patient's
+        // bytes in a playback (content), a size that is not the bytes sent
+        // (integrity), or an erased recording's chunk left in the store in
+        // the other recording's object (erasure).
+        Fault::MediaMisroute => vec![Clause::Content, Clause::Integrity, Clause::Erasure],
         Fault::RebookReusesConsultation => vec![
             Clause::Ownership,
             Clause::Noninterference,
@@ -51,7 +56,9 @@ pub fn expected_clause(fault: Fault) -> Clause {
         | Fault::CallOwnerUnchecked
         | Fault::TokenLikeMatch
         | Fault::RefusalRevealsExistence => Clause::Refusal,
-        Fault::ErasureLeavesMedia | Fault::BinaryOutlivesMedia => Clause::Erasure,
+        Fault::ErasureLeavesMedia | Fault::BinaryOutlivesMedia | Fault::EraseKeepsStoredMedia => {
+            Clause::Erasure
+        }
         Fault::MediaMisroute => Clause::Content,
         Fault::ActiveCallBySlot | Fault::EraseBySlot => Clause::Noninterference,
         Fault::EraseWholeCall => Clause::Completeness,
@@ -187,6 +194,7 @@ detection_tests! {
     detects_erase_whole_call => Fault::EraseWholeCall,
     detects_total_counts_everyone => Fault::TotalCountsEveryone,
     detects_erase_by_slot => Fault::EraseBySlot,
+    detects_erase_keeps_stored_media => Fault::EraseKeepsStoredMedia,
 }
 
 /// Faults the sequential matrix leaves out, and why: `check` sends one request

@@ -56,6 +56,7 @@ fhir_detection_tests! {
     fhir_detects_binary_outlives_media => Fault::BinaryOutlivesMedia, seeds [1, 2], cases 512;
     fhir_detects_total_counts_everyone => Fault::TotalCountsEveryone, seeds [1, 2], cases 512;
     fhir_detects_erase_by_slot => Fault::EraseBySlot, seeds [1, 2], cases 512;
+    fhir_detects_erase_keeps_stored_media => Fault::EraseKeepsStoredMedia, seeds [1, 2], cases 512;
 }
 
 #[test]

@@ -22,7 +22,8 @@ const VALID: &str = "valid faults: upgrade-latest-call, upgrade-phantom, history
     history-cache-shared, recording-idor, rebook-reuses-consultation, erasure-leaves-media, \
     media-misroute, upgrade-shared-slot, fhir-subject-unchecked, fhir-next-link-unscoped, \
     call-owner-unchecked, token-like-match, refusal-reveals-existence, active-call-by-slot, \
-    erase-whole-call, binary-outlives-media, total-counts-everyone, erase-by-slot";
+    erase-whole-call, binary-outlives-media, total-counts-everyone, erase-by-slot, \
+    erase-keeps-stored-media";
 
 #[test]
 fn an_unknown_fault_is_a_one_line_error_and_exit_code_2() {

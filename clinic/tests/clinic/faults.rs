@@ -341,3 +341,49 @@ async fn upgrade_shared_slot_misattaches_only_under_concurrent_upgrades() {
         "20 rounds of 8 concurrent upgrades never misattached"
     );
 }
+
+#[tokio::test]
+async fn erase_keeps_stored_media_leaves_the_bytes_in_the_media_store() {
+    // Goal: erasure hides the recording and refuses its playback, but the
+    // bytes stay in the media store. Method: Alice records and erases; the
+    // media service's listing (`GET /media`) and objects are read directly.
+    async fn scenario(h: &Harness) -> (StatusCode, bool) {
+        let alice = h.register("alice").await;
+        let (_, call, recording) = h.book_and_call(&alice).await;
+        h.send_media(&alice, &call, b"alice-canary-in-store").await;
+        h.end(&alice, &call).await;
+        h.erase(&alice, &recording).await;
+        let played = h.play(&alice, &recording).await.status;
+        let media = h.clinic.media_url();
+        let listing: serde_json::Value = h
+            .http
+            .get(format!("{media}/media"))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let mut stored = false;
+        for id in listing["ids"].as_array().expect("ids") {
+            let bytes = h
+                .http
+                .get(format!("{media}/media/{}", id.as_str().expect("string")))
+                .send()
+                .await
+                .expect("object")
+                .bytes()
+                .await
+                .expect("bytes");
+            stored |= bytes
+                .windows(b"alice-canary-in-store".len())
+                .any(|w| w == b"alice-canary-in-store");
+        }
+        (played, stored)
+    }
+
+    let clean = clean_clinic().await;
+    assert_eq!(scenario(&clean).await, (StatusCode::NOT_FOUND, false));
+    let faulty = clinic_with(&[Fault::EraseKeepsStoredMedia]).await;
+    assert_eq!(scenario(&faulty).await, (StatusCode::NOT_FOUND, true));
+}

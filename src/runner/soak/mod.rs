@@ -546,6 +546,7 @@ impl Shared {
                         finished: true,
                         erased: owned.erased,
                         chunks: 0,
+                        bytes: 0,
                     },
                 );
                 view.creation_order.push(recording);

@@ -1,0 +1,168 @@
+//! A store of recording bytes the harness can list — a target file's
+//! `store`, such as the reference clinic's media service. Erasure must reach
+//! the bytes, not only hide a row: after an erasure the objects created
+//! during the case are fetched and searched for the erased recording's media
+//! chunks.
+//!
+//! **Invariants:** on a shared store, objects that were there before the
+//! case's first step are never fetched (they are not ours); at most
+//! [`STORE_OBJECTS_MAX`] objects are fetched per erasure, each under the
+//! media body cap; nothing is ever written or deleted in a store.
+
+use std::collections::BTreeSet;
+
+use aho_corasick::AhoCorasick;
+use reqwest::Method;
+
+use super::http::{BodyLimits, encode_path_segment};
+use super::transport::{Outgoing, Transport};
+use super::{BodyKind, TargetError};
+
+/// Most objects fetched after one erasure: a case creates a handful.
+pub const STORE_OBJECTS_MAX: usize = 256;
+
+/// How to list a store and read one object (`store = { list = "/media",
+/// ids = "/ids", object = "/media/{id}" }` in a target file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSpec {
+    /// `GET` path answering a JSON listing of the stored objects.
+    pub list: String,
+    /// JSON pointer to the array of object ids in the listing (`/ids`;
+    /// empty for a bare array).
+    pub ids: String,
+    /// `GET` path of one object's bytes, with `{id}` where its id goes.
+    pub object: String,
+}
+
+/// A reachable store, for one case's driver.
+pub struct Store {
+    transport: Transport,
+    spec: StoreSpec,
+    /// Whether other cases use the same store (so objects there before this
+    /// case began are not ours).
+    shared: bool,
+    /// The objects there before the case's first step, on a shared store.
+    before: Option<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("spec", &self.spec)
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// The store at `transport`, described by `spec`.
+    pub fn new(transport: Transport, spec: StoreSpec, shared: bool) -> Store {
+        Store {
+            transport,
+            spec,
+            shared,
+            before: None,
+        }
+    }
+
+    /// On a shared store, note what is there before the case acts (once).
+    pub async fn remember_start(&mut self, limits: &BodyLimits) -> Result<(), TargetError> {
+        if self.shared && self.before.is_none() {
+            self.before = Some(self.list(limits).await?.into_iter().collect());
+        }
+        Ok(())
+    }
+
+    async fn list(&self, limits: &BodyLimits) -> Result<Vec<String>, TargetError> {
+        const ACTION: &str = "list the store";
+        let answer = self
+            .transport
+            .send(
+                ACTION,
+                Outgoing {
+                    method: Method::GET,
+                    target: self.spec.list.clone(),
+                    headers: Vec::new(),
+                    body: None,
+                    cap: limits.cap(BodyKind::Json),
+                },
+            )
+            .await?;
+        let garbage = |what: &str| TargetError::Garbage {
+            action: ACTION,
+            what: what.to_string(),
+        };
+        if answer.status >= 500 {
+            return Err(TargetError::ServerError {
+                action: ACTION,
+                status: answer.status,
+            });
+        }
+        if !(200..300).contains(&answer.status) {
+            return Err(garbage(&format!(
+                "the store listing answered {}; check the target file's `store.list`",
+                answer.status
+            )));
+        }
+        let listing: serde_json::Value = serde_json::from_slice(&answer.bytes)
+            .map_err(|_| garbage("a store listing that is not JSON"))?;
+        let ids = listing
+            .pointer(&self.spec.ids)
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| garbage("a store listing without an array of ids where `ids` points"))?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| match id {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Whether an object created during the case holds any of `needles`
+    /// (the erased recording's media chunks). Objects the store no longer
+    /// has by the time they are fetched are gone, as erasure wants.
+    pub async fn holds(
+        &self,
+        needles: &[Vec<u8>],
+        limits: &BodyLimits,
+    ) -> Result<bool, TargetError> {
+        if needles.is_empty() {
+            return Ok(false);
+        }
+        const ACTION: &str = "read the store";
+        let matcher = AhoCorasick::new(needles).map_err(|_| TargetError::Garbage {
+            action: ACTION,
+            what: "media chunks that cannot be searched for".to_string(),
+        })?;
+        let mut ids = self.list(limits).await?;
+        if let Some(before) = &self.before {
+            ids.retain(|id| !before.contains(id));
+        }
+        ids.sort();
+        for id in ids.iter().take(STORE_OBJECTS_MAX) {
+            let target = self
+                .spec
+                .object
+                .replace("{id}", &encode_path_segment(ACTION, id)?);
+            let answer = self
+                .transport
+                .send(
+                    ACTION,
+                    Outgoing {
+                        method: Method::GET,
+                        target,
+                        headers: Vec::new(),
+                        body: None,
+                        cap: limits.cap(BodyKind::Media),
+                    },
+                )
+                .await?;
+            if (200..300).contains(&answer.status) && matcher.is_match(&answer.bytes) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
