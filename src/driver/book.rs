@@ -19,6 +19,12 @@ use crate::model::{PatientId, RecordingId};
 #[derive(Clone, Default)]
 pub struct RecordingBook(Arc<Mutex<Book>>);
 
+/// Most ids never seen created that a book numbers: a service that keeps
+/// showing new phantoms (to a soak's shared book, for hours) cannot grow it
+/// without bound. Beyond it, every new one is `Seen::Unknown(0)`, which is
+/// still a phantom and resolves to nothing.
+pub const UNKNOWN_IDS_MAX: usize = 1 << 16;
+
 #[derive(Default)]
 struct Book {
     patients: HashMap<PatientId, String>,
@@ -96,6 +102,9 @@ impl RecordingBook {
         if let Some(n) = book.unknown.get(service_id) {
             return Seen::Unknown(*n);
         }
+        if book.unknown_ids.len() >= UNKNOWN_IDS_MAX {
+            return Seen::Unknown(0);
+        }
         book.unknown_ids.push(service_id.to_string());
         let n = u32::try_from(book.unknown_ids.len()).unwrap_or(u32::MAX);
         book.unknown.insert(service_id.to_string(), n);
@@ -143,5 +152,29 @@ impl RecordingBook {
     /// A patient's own service id, if the service gave one.
     pub(crate) fn patient_id(&self, patient: PatientId) -> Option<String> {
         self.lock().patients.get(&patient).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_ids_are_numbered_up_to_a_bound_then_share_zero() {
+        // Goal: a service showing endless phantoms cannot grow the book
+        // without bound; each one is still a phantom.
+        let book = RecordingBook::new();
+        for i in 0..UNKNOWN_IDS_MAX {
+            assert_eq!(book.seen(&format!("p{i}")), Seen::Unknown(i as u32 + 1));
+        }
+        assert_eq!(
+            book.seen("p0"),
+            Seen::Unknown(1),
+            "a numbered one keeps its number"
+        );
+        assert_eq!(book.seen("one-too-many"), Seen::Unknown(0));
+        assert_eq!(book.seen("and-another"), Seen::Unknown(0));
+        assert_eq!(book.resolve(0), None);
+        assert_eq!(book.lock().unknown_ids.len(), UNKNOWN_IDS_MAX);
     }
 }

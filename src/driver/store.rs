@@ -142,10 +142,12 @@ impl Store {
         }
         ids.sort();
         for id in ids.iter().take(STORE_OBJECTS_MAX) {
-            let target = self
-                .spec
-                .object
-                .replace("{id}", &encode_path_segment(ACTION, id)?);
+            // An id that cannot be one path segment (empty, `.`, `..`) names
+            // no object we could have created: skipped, never sent.
+            let Ok(segment) = encode_path_segment(ACTION, id) else {
+                continue;
+            };
+            let target = self.spec.object.replace("{id}", &segment);
             let answer = self
                 .transport
                 .send(
@@ -164,5 +166,98 @@ impl Store {
             }
         }
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Goal: a hostile or broken store cannot make the harness send a path
+    //! it did not mean, read without bound, or pass without judging.
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+
+    fn spec() -> StoreSpec {
+        StoreSpec {
+            list: "/media".into(),
+            ids: "/ids".into(),
+            object: "/media/{id}".into(),
+        }
+    }
+
+    fn store(router: Router, shared: bool) -> Store {
+        Store::new(Transport::InProcess(router), spec(), shared)
+    }
+
+    fn needle() -> Vec<Vec<u8>> {
+        vec![b"chunk 1 of C1 CANARY".to_vec()]
+    }
+
+    #[tokio::test]
+    async fn found_bytes_are_reported_and_ids_that_are_url_syntax_never_sent() {
+        let router = Router::new()
+            .route(
+                "/media",
+                get(|| async { r#"{"ids": ["", "..", ".", "a/../../x", "ok"]}"# }),
+            )
+            .route(
+                "/media/{id}",
+                get(
+                    |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                        // Only the ids as listed may be asked for, each as one segment.
+                        assert!(id == "ok" || id == "a/../../x", "asked for {id:?}");
+                        if id == "ok" {
+                            "xx chunk 1 of C1 CANARY yy".to_string()
+                        } else {
+                            String::new()
+                        }
+                    },
+                ),
+            );
+        let limits = BodyLimits::default();
+        assert!(
+            store(router, false)
+                .holds(&needle(), &limits)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn objects_there_before_the_case_are_not_ours_and_not_read() {
+        let router = Router::new()
+            .route("/media", get(|| async { r#"{"ids": ["old"]}"# }))
+            // Were it read, it would be found: it holds the needle.
+            .route("/media/{id}", get(|| async { "chunk 1 of C1 CANARY" }));
+        let limits = BodyLimits::default();
+        let mut store = store(router, true);
+        store.remember_start(&limits).await.unwrap();
+        assert!(!store.holds(&needle(), &limits).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_is_not_what_the_file_says_is_a_target_failure() {
+        let limits = BodyLimits::default();
+        for body in ["not json", r#"{"items": []}"#, r#"{"ids": 7}"#] {
+            let router = Router::new().route("/media", get(move || async move { body }));
+            let err = store(router, false)
+                .holds(&needle(), &limits)
+                .await
+                .expect_err(body);
+            assert!(matches!(err, TargetError::Garbage { .. }), "{body}: {err}");
+        }
+        let huge = BodyLimits {
+            json_max: 64,
+            media_max: 64,
+        };
+        let router = Router::new().route(
+            "/media",
+            get(|| async { format!(r#"{{"ids": ["{}"]}}"#, "x".repeat(1000)) }),
+        );
+        let err = store(router, false)
+            .holds(&needle(), &huge)
+            .await
+            .expect_err("over the cap");
+        assert!(err.to_string().contains("cap"), "{err}");
     }
 }
