@@ -27,32 +27,35 @@ case "${1:-}" in
     filters=("label=dev.chaperone.job=$1" "label=dev.chaperone.run=$1")
     ;;
 esac
-containers=""
-networks=""
-for filter in "${filters[@]}"; do
-  containers+="$(docker ps -aq --filter "$filter")"$'\n'
-  networks+="$(docker network ls -q --filter "$filter")"$'\n'
-done
-containers=$(echo "$containers" | grep . | sort -u || true)
-networks=$(echo "$networks" | grep . | sort -u || true)
-# The run being cleaned up may be removing the same things as it ends (its
-# target gone, it shuts down): one already gone is not an error; one still
-# there afterwards is.
-for container in $containers; do
-  docker rm -f "$container" >/dev/null 2>&1 || true
-done
-for network in $networks; do
-  docker network rm "$network" >/dev/null 2>&1 || true
-done
-for _ in $(seq 20); do
-  left=""
+# What is left of this job or run, one id per line.
+leftovers() {
   for filter in "${filters[@]}"; do
-    left+="$(docker ps -aq --filter "$filter")$(docker network ls -q --filter "$filter")"
+    docker ps -aq --filter "$filter" || true
+  done | sort -u
+}
+leftover_networks() {
+  for filter in "${filters[@]}"; do
+    docker network ls -q --filter "$filter" || true
+  done | sort -u
+}
+containers=$(leftovers)
+networks=$(leftover_networks)
+# The run being cleaned up may be removing the same things as it ends (its
+# target gone, it shuts down): one already gone is not an error, and what is
+# still there is removed again (a network cannot go before its containers).
+for _ in $(seq 20); do
+  left_containers=$(leftovers)
+  left_networks=$(leftover_networks)
+  [[ -z "$left_containers$left_networks" ]] && break
+  for container in $left_containers; do
+    docker rm -f "$container" >/dev/null 2>&1 || true
   done
-  [[ -z "$left" ]] && break
+  for network in $left_networks; do
+    docker network rm "$network" >/dev/null 2>&1 || true
+  done
   sleep 0.5
 done
-if [[ -n "$left" ]]; then
+if [[ -n "$(leftovers)$(leftover_networks)" ]]; then
   echo "error: some containers or networks could not be removed; see docker ps -a --filter ${filters[0]}" >&2
   exit 1
 fi

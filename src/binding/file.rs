@@ -71,7 +71,7 @@ pub struct NoninterferenceFile {
     /// Observation fields whose value may rightly depend on what other
     /// patients did, left out when a patient's observations are compared
     /// with the same steps taken alone: any of `status`, `recordings`,
-    /// `total`, `kind`, `call`, `appointment`. Default: none.
+    /// `total`, `kind`, `call`, `appointment`, `size`, `owner`. Default: none.
     #[serde(default)]
     pub fields: Option<Vec<String>>,
     /// When the check runs: `suspect` (the default: only where a case gives

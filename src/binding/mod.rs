@@ -606,6 +606,20 @@ fn compile(raw: &BindingFile, at: &Spans<'_>) -> Result<Binding, BindingError> {
             "`{me}` is used but register never captures `me`; add `capture.me = { json = \"/id\" }` (or a header) to a register request".into(),
         ));
     }
+    // An owner is recognised by the patient's own id: without it, every
+    // owner would look like no patient's.
+    if !me_known
+        && let Some(name) = raw
+            .views
+            .iter()
+            .find(|(_, v)| v.owner.is_some())
+            .map(|(n, _)| n)
+    {
+        return Err(top(
+            &format!("views.{name}.owner"),
+            "an owner is matched against each patient's own id, but register never captures `me`; add `capture.me = { json = \"/id\" }` (or a header) to a register request".into(),
+        ));
+    }
     let refusal = match raw.refusal.policy.as_deref() {
         None | Some("indistinguishable") => RefusalPolicy::Indistinguishable,
         Some("forbidden") => RefusalPolicy::Forbidden,

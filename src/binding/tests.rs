@@ -137,3 +137,18 @@ fn nothing_from_the_file_is_echoed_but_names() {
     assert!(message.contains("headers.X-Api-Key"), "{message}");
     assert!(!message.contains("SECRET"), "{message}");
 }
+
+#[test]
+fn an_owner_needs_the_patients_own_id() {
+    // Goal: a mapped owner can only be recognised by each patient's own id:
+    // a binding that maps `owner` but never captures `me` is refused, one
+    // line naming the key, rather than judging every owner as no patient's.
+    let text = CLINIC_TOML.replace(
+        "appointment = \"/appointment_id\"",
+        "appointment = \"/appointment_id\"\nowner = \"/owner\"",
+    );
+    assert_ne!(text, CLINIC_TOML, "edited");
+    let message = error_of(&text);
+    assert!(message.contains("views.history.owner"), "{message}");
+    assert!(message.contains("never captures `me`"), "{message}");
+}

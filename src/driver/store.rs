@@ -21,6 +21,14 @@ use super::{BodyKind, TargetError};
 /// Most objects fetched after one erasure: a case creates a handful.
 pub const STORE_OBJECTS_MAX: usize = 256;
 
+/// Longest one search of a store may take (a listing and its fetches): a
+/// slow or stalling store makes the case unknown, not an hour long.
+pub const STORE_READ_TIME_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long a store may take to delete after the erasure was answered
+/// (`grace_ms`), unless its target file says: one second.
+pub const STORE_GRACE_DEFAULT_MS: u64 = 1_000;
+
 /// How to list a store and read one object (`store = { list = "/media",
 /// ids = "/ids", object = "/media/{id}" }` in a target file).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +40,10 @@ pub struct StoreSpec {
     pub ids: String,
     /// `GET` path of one object's bytes, with `{id}` where its id goes.
     pub object: String,
+    /// How long the store may take to delete after an erasure is answered:
+    /// bytes found are looked for once more after it, and reported only if
+    /// still there (0: the store deletes before the erasure is answered).
+    pub grace_ms: u64,
 }
 
 /// A reachable store, for one case's driver.
@@ -120,17 +132,45 @@ impl Store {
             .collect())
     }
 
-    /// Whether an object created during the case holds any of `needles`
-    /// (the erased recording's media chunks). Objects the store no longer
-    /// has by the time they are fetched are gone, as erasure wants.
+    /// Whether an object created during the case still holds any of
+    /// `needles` (the erased recording's media chunks), `grace_ms` after a
+    /// first search found one. Objects the store no longer has by the time
+    /// they are fetched are gone, as erasure wants.
     pub async fn holds(
         &self,
         needles: &[Vec<u8>],
         limits: &BodyLimits,
     ) -> Result<bool, TargetError> {
-        if needles.is_empty() {
+        if needles.is_empty() || !self.search(needles, limits).await? {
             return Ok(false);
         }
+        if self.spec.grace_ms == 0 {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(self.spec.grace_ms)).await;
+        self.search(needles, limits).await
+    }
+
+    /// One search of the store, within [`STORE_READ_TIME_MAX`].
+    async fn search(&self, needles: &[Vec<u8>], limits: &BodyLimits) -> Result<bool, TargetError> {
+        tokio::time::timeout(STORE_READ_TIME_MAX, self.search_once(needles, limits))
+            .await
+            .unwrap_or_else(|_| {
+                Err(TargetError::Unreachable {
+                    action: "read the store",
+                    reason: format!(
+                        "listing and reading it took longer than {} s",
+                        STORE_READ_TIME_MAX.as_secs()
+                    ),
+                })
+            })
+    }
+
+    async fn search_once(
+        &self,
+        needles: &[Vec<u8>],
+        limits: &BodyLimits,
+    ) -> Result<bool, TargetError> {
         const ACTION: &str = "read the store";
         let matcher = AhoCorasick::new(needles).map_err(|_| TargetError::Garbage {
             action: ACTION,
@@ -182,6 +222,7 @@ mod tests {
             list: "/media".into(),
             ids: "/ids".into(),
             object: "/media/{id}".into(),
+            grace_ms: 0,
         }
     }
 
@@ -259,5 +300,40 @@ mod tests {
             .await
             .expect_err("over the cap");
         assert!(err.to_string().contains("cap"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bytes_deleted_within_the_grace_period_are_not_reported() {
+        // A store that deletes a moment after the erasure was answered: the
+        // first search finds the bytes, the one after `grace_ms` does not.
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let router = |reads: Arc<AtomicUsize>| {
+            Router::new()
+                .route("/media", get(|| async { r#"{"ids": ["late"]}"# }))
+                .route(
+                    "/media/{id}",
+                    get(move || {
+                        let reads = reads.clone();
+                        async move {
+                            if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                                "chunk 1 of C1 CANARY"
+                            } else {
+                                ""
+                            }
+                        }
+                    }),
+                )
+        };
+        let limits = BodyLimits::default();
+        let mut late = Store::new(
+            Transport::InProcess(router(Arc::new(AtomicUsize::new(0)))),
+            spec(),
+            false,
+        );
+        late.spec.grace_ms = 10;
+        assert!(!late.holds(&needle(), &limits).await.unwrap());
+        let strict = store(router(Arc::new(AtomicUsize::new(0))), false);
+        assert!(strict.holds(&needle(), &limits).await.unwrap());
     }
 }

@@ -19,7 +19,7 @@ use super::execute::{
     CaseEnd, CaseRun, Trace, alone_for_comparison, alone_steps, differs, execute, interfered,
     suspects,
 };
-use crate::driver::Driver;
+use crate::driver::{Driver, TargetError};
 use crate::model::{self, ACTIONS, Limits, PatientId, RecordingId, Slot, Step};
 use crate::oracle::{Canaries, Violation};
 use crate::target::Target;
@@ -160,13 +160,23 @@ pub async fn run_case(
         }
         CaseEnd::Passed => {
             for (patient, upto) in suspects(target.binding(), steps, &run) {
-                if let Some(violation) =
-                    differs_alone(target, limits, &steps[..upto], &run.trace, patient).await
-                {
-                    run.end = CaseEnd::Violated {
-                        violations: vec![violation],
-                    };
-                    break;
+                match differs_alone(target, limits, &steps[..upto], &run.trace, patient).await {
+                    Ok(None) => {}
+                    Ok(Some(violation)) => {
+                        run.end = CaseEnd::Violated {
+                            violations: vec![violation],
+                        };
+                        break;
+                    }
+                    // The comparison could not be made: the case is unknown,
+                    // never a pass (and a shared target's clean-up failed).
+                    Err(error) => {
+                        run.end = CaseEnd::TargetFailed {
+                            step: run.steps_run,
+                            error,
+                        };
+                        break;
+                    }
                 }
             }
         }
@@ -178,17 +188,30 @@ pub async fn run_case(
 /// The noninterference comparison of `patient` over `steps` (a prefix of a
 /// passed case whose observations were `trace`): the patient's own steps
 /// ([`alone_for_comparison`]) run alone against a fresh service, then
-/// [`differs`]. Costs one more case.
+/// [`differs`]. Costs one more case. An alone run whose target failed
+/// (its clean-up included) is an error: nothing was compared.
 async fn differs_alone(
     target: &Target,
     limits: Limits,
     steps: &[Step],
     trace: &[Trace],
     patient: PatientId,
-) -> Option<Violation> {
-    let (indices, alone) = alone_for_comparison(limits, steps, trace, patient)?;
+) -> Result<Option<Violation>, TargetError> {
+    let Some((indices, alone)) = alone_for_comparison(limits, steps, trace, patient) else {
+        return Ok(None);
+    };
     let run = run_case_once(target, limits, &alone, None).await;
-    differs(target.binding(), steps, trace, &indices, &run, patient)
+    if let CaseEnd::TargetFailed { error, .. } = run.end {
+        return Err(error);
+    }
+    Ok(differs(
+        target.binding(),
+        steps,
+        trace,
+        &indices,
+        &run,
+        patient,
+    ))
 }
 
 /// The noninterference check of a diverged case: the refused step (`at`,
@@ -297,7 +320,8 @@ impl Shrinker<'_> {
         let run = run_case(self.target, self.limits, steps, seen).await;
         match &run.end {
             // A candidate that only shows a lesser finding (a leak turned
-            // into a missing recording) is not the same failure.
+            // into a missing recording) is not kept; one as telling or more
+            // (a leak found where a size mismatch was) is.
             CaseEnd::Violated { violations }
                 if crate::oracle::primary_clause(violations)
                     .map(crate::oracle::clause_rank)

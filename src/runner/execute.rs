@@ -73,7 +73,7 @@ pub struct Trace {
     /// How many ids it showed that the harness never saw created.
     pub unknown: usize,
     /// Each mapped field ([`Fact`]) as `(field, item, value)`, sorted:
-    /// `total`, `kind`, `call`, `appointment` (an unknown item's are left
+    /// `total`, `kind`, `call`, `appointment`, `size`, `owner` (an unknown item's are left
     /// out: it is the ownership clause's).
     pub facts: Vec<TraceFact>,
 }

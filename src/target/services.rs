@@ -130,6 +130,7 @@ struct RawStore {
     list: String,
     ids: String,
     object: String,
+    grace_ms: Option<u64>,
 }
 
 /// A hostname label: what Docker accepts as a name and a resolver as a host.
@@ -334,10 +335,20 @@ impl ServicesFile {
                             "only one service may be the store".into(),
                         ));
                     }
+                    let grace_ms = store
+                        .grace_ms
+                        .unwrap_or(crate::driver::store::STORE_GRACE_DEFAULT_MS);
+                    if grace_ms > 60_000 {
+                        return Err(error(
+                            at("store.grace_ms"),
+                            format!("{grace_ms} is over a minute (60000)"),
+                        ));
+                    }
                     Some(StoreSpec {
                         list: store.list,
                         ids: store.ids,
                         object: store.object,
+                        grace_ms,
                     })
                 }
             };
