@@ -641,8 +641,11 @@ fn two_jobs_on_one_docker_host_clean_up_only_their_own() {
     let job_a = format!("it-job-a-{}", std::process::id());
     let job_b = format!("it-job-b-{}", std::process::id());
     let (mut a, id_a, lines_a) = spawn_until_up_in_job(&args, Some(&job_a));
+    // Should an assertion fail first, neither run outlives the test.
+    let _interrupt_a = InterruptOnDrop(a.id());
     let drain_a = std::thread::spawn(move || lines_a.count());
     let (mut b, id_b, lines_b) = spawn_until_up_in_job(&args, Some(&job_b));
+    let _interrupt_b = InterruptOnDrop(b.id());
     let drain_b = std::thread::spawn(move || lines_b.count());
     assert_ne!(leftovers(&id_a), (0, 0), "job A is up");
     assert_ne!(leftovers(&id_b), (0, 0), "job B is up");
