@@ -1316,39 +1316,26 @@ fn compile_view(at: &Spans<'_>, name: &str, file: &ViewFile) -> Result<View, Bin
     let total = field("total", &file.total)?;
     let kind = field("kind", &file.kind)?;
     let appointment = field("appointment", &file.appointment)?;
-    let call_regex = file
-        .call_regex
-        .as_deref()
-        .map(|r| compile_regex(at, &format!("{key}.call_regex"), r))
-        .transpose()?;
-    let call = match field("call", &file.call)? {
-        Some(locator) => Some((locator, call_regex)),
-        None if call_regex.is_some() => {
-            return Err(at.error(
+    // A located id with the regular expression that keeps part of it
+    // (`call` and `call_regex`, `owner` and `owner_regex`).
+    let with_regex = |name: &str, value: &Option<String>, regex: &Option<String>, what: &str| {
+        let regex = regex
+            .as_deref()
+            .map(|r| compile_regex(at, &format!("{key}.{name}_regex"), r))
+            .transpose()?;
+        match field(name, value)? {
+            Some(locator) => Ok(Some((locator, regex))),
+            None if regex.is_some() => Err(at.error(
                 None,
-                &format!("{key}.call_regex"),
-                "`call_regex` needs `call` (where the item's call id is)".to_string(),
-            ));
+                &format!("{key}.{name}_regex"),
+                format!("`{name}_regex` needs `{name}` (where the item's {what} is)"),
+            )),
+            None => Ok(None),
         }
-        None => None,
     };
+    let call = with_regex("call", &file.call, &file.call_regex, "call id")?;
     let size = field("size", &file.size)?;
-    let owner_regex = file
-        .owner_regex
-        .as_deref()
-        .map(|r| compile_regex(at, &format!("{key}.owner_regex"), r))
-        .transpose()?;
-    let owner = match field("owner", &file.owner)? {
-        Some(locator) => Some((locator, owner_regex)),
-        None if owner_regex.is_some() => {
-            return Err(at.error(
-                None,
-                &format!("{key}.owner_regex"),
-                "`owner_regex` needs `owner` (where the item's owner id is)".to_string(),
-            ));
-        }
-        None => None,
-    };
+    let owner = with_regex("owner", &file.owner, &file.owner_regex, "owner id")?;
     Ok(View {
         spec,
         request,

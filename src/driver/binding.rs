@@ -1209,13 +1209,16 @@ fn items(view: &View, value: &Value) -> Result<Vec<Item>, String> {
                     _ => None,
                 }
             });
-        let call = view.call.as_ref().and_then(|(locator, regex)| {
+        // An id where a locator says, the part a regular expression keeps.
+        let located = |field: &Option<(Locator, Option<regex::Regex>)>| {
+            let (locator, regex) = field.as_ref()?;
             let raw = locate(locator, item).and_then(scalar)?;
             match regex {
                 None => Some(raw),
                 Some(re) => first_group(re, &raw),
             }
-        });
+        };
+        let call = located(&view.call);
         let appointment = view
             .appointment
             .as_ref()
@@ -1224,13 +1227,7 @@ fn items(view: &View, value: &Value) -> Result<Vec<Item>, String> {
             .size
             .as_ref()
             .and_then(|locator| total_of(locator, item));
-        let owner = view.owner.as_ref().and_then(|(locator, regex)| {
-            let raw = locate(locator, item).and_then(scalar)?;
-            match regex {
-                None => Some(raw),
-                Some(re) => first_group(re, &raw),
-            }
-        });
+        let owner = located(&view.owner);
         out.push(Item {
             id,
             video,

@@ -85,20 +85,32 @@ impl Store {
         Ok(())
     }
 
+    /// `GET target` from the store, its body read under `cap`. Nothing
+    /// but `GET` is ever sent to a store.
+    async fn get(
+        &self,
+        action: &'static str,
+        target: String,
+        cap: usize,
+    ) -> Result<super::transport::Incoming, TargetError> {
+        self.transport
+            .send(
+                action,
+                Outgoing {
+                    method: Method::GET,
+                    target,
+                    headers: Vec::new(),
+                    body: None,
+                    cap,
+                },
+            )
+            .await
+    }
+
     async fn list(&self, limits: &BodyLimits) -> Result<Vec<String>, TargetError> {
         const ACTION: &str = "list the store";
         let answer = self
-            .transport
-            .send(
-                ACTION,
-                Outgoing {
-                    method: Method::GET,
-                    target: self.spec.list.clone(),
-                    headers: Vec::new(),
-                    body: None,
-                    cap: limits.cap(BodyKind::Json),
-                },
-            )
+            .get(ACTION, self.spec.list.clone(), limits.cap(BodyKind::Json))
             .await?;
         let garbage = |what: &str| TargetError::Garbage {
             action: ACTION,
@@ -189,17 +201,7 @@ impl Store {
             };
             let target = self.spec.object.replace("{id}", &segment);
             let answer = self
-                .transport
-                .send(
-                    ACTION,
-                    Outgoing {
-                        method: Method::GET,
-                        target,
-                        headers: Vec::new(),
-                        body: None,
-                        cap: limits.cap(BodyKind::Media),
-                    },
-                )
+                .get(ACTION, target, limits.cap(BodyKind::Media))
                 .await?;
             if (200..300).contains(&answer.status) && matcher.is_match(&answer.bytes) {
                 return Ok(true);
