@@ -503,6 +503,16 @@ alias = "web"
                 "port = 80\nstore = { list = \"/m\", ids = \"/ids\" }",
                 "missing field `object`",
             ),
+            (
+                "port = 80",
+                "port = 80\nstore = { list = \"/m\", ids = \"/ids\", object = \"/m/{id}\", grace_ms = 3600000 }",
+                "services[0].store.grace_ms",
+            ),
+            (
+                "port = 80",
+                "port = 80\nstore = { list = \"/m\", ids = \"/ids\", object = \"/m/{id}\", grace_ms = -1 }",
+                "line",
+            ),
         ];
         for (from, to, expected) in cases {
             let text = GOOD.replacen(from, to, 1);
