@@ -41,13 +41,15 @@ use tokio::runtime::Runtime;
 /// empty for the clean clinic).
 pub const FAULTS_ENV: &str = "CHAPERONE_FUZZ_FAULTS";
 
-/// The process's runtime. The in-process clinic needs no timers or sockets;
-/// one thread keeps every input deterministic.
+/// The process's runtime. The in-process clinic needs no sockets; the
+/// timer is for the store check's time bound. One thread keeps every input
+/// deterministic.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
-            .expect("a current-thread runtime with no drivers cannot fail to build")
+            .expect("a current-thread runtime with a timer cannot fail to build")
     });
     &RUNTIME
 }

@@ -46,7 +46,8 @@ pub struct StoreSpec {
     pub grace_ms: u64,
 }
 
-/// A reachable store, for one case's driver.
+/// A reachable store, for one case's driver. Its searches are time-bound,
+/// so it needs a tokio runtime with the time driver enabled.
 pub struct Store {
     transport: Transport,
     spec: StoreSpec,
