@@ -603,6 +603,18 @@ fn ctrl_c_removes_every_container_and_the_network() {
     // Keep draining stdout so the child never writes to a closed pipe.
     let drain = std::thread::spawn(move || lines.count());
     assert_ne!(leftovers(&id), (0, 0), "containers are up");
+    let (code, err) = interrupt(&mut child, drain);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_nothing_left(&id);
+}
+
+/// Interrupt a spawned chaperone as Ctrl-C would, once it has run a moment;
+/// wait for it and its stdout `drain`: its exit code and stderr.
+fn interrupt(
+    child: &mut std::process::Child,
+    drain: std::thread::JoinHandle<usize>,
+) -> (Option<i32>, String) {
     std::thread::sleep(Duration::from_millis(300));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -613,9 +625,7 @@ fn ctrl_c_removes_every_container_and_the_network() {
     drain.join().expect("drain");
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err).ok();
-    assert_eq!(status.code(), Some(3), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
-    assert_nothing_left(&id);
+    (status.code(), err)
 }
 
 #[test]
@@ -669,17 +679,8 @@ fn two_jobs_on_one_docker_host_clean_up_only_their_own() {
     assert_eq!(status_a.code(), Some(3));
     // Job B still runs against its own services: interrupted, it ends as
     // an interrupted run, not as one whose target died.
-    std::thread::sleep(Duration::from_millis(300));
-    let kill = Command::new("kill")
-        .args(["-INT", &b.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(kill.success());
-    let status_b = b.wait().expect("wait B");
-    drain_b.join().expect("drain B");
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut b.stderr.take().expect("stderr"), &mut err).ok();
-    assert_eq!(status_b.code(), Some(3), "{err}");
+    let (code_b, err) = interrupt(&mut b, drain_b);
+    assert_eq!(code_b, Some(3), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     assert!(!err.contains("did not answer"), "{err}");
     assert_nothing_left(&id_b);
