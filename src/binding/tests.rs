@@ -152,3 +152,39 @@ fn an_owner_needs_the_patients_own_id() {
     assert!(message.contains("views.history.owner"), "{message}");
     assert!(message.contains("never captures `me`"), "{message}");
 }
+
+#[test]
+fn noninterference_keys_take_only_known_names() {
+    // Goal: a misspelt action, field or check under `[noninterference]` is a
+    // one-line error naming the key (with a did-you-mean where one is near),
+    // never a silently ignored setting; the right names compile.
+    let with = |table: &str| format!("{CLINIC_TOML}\n[noninterference]\n{table}\n");
+    for (table, key, hint) in [
+        (
+            "shared = [\"bok\"]",
+            "noninterference.shared",
+            "did you mean `book`?",
+        ),
+        (
+            "fields = [\"totl\"]",
+            "noninterference.fields",
+            "did you mean `total`?",
+        ),
+        (
+            "check = \"always\"",
+            "noninterference.check",
+            "`suspect` or `every`",
+        ),
+    ] {
+        let message = error_of(&with(table));
+        assert!(message.contains(key), "{message}");
+        assert!(message.contains(hint), "{message}");
+    }
+    let binding = Binding::parse(
+        &with("shared = [\"book\"]\nfields = [\"size\", \"owner\"]\ncheck = \"every\""),
+        "b.toml",
+    )
+    .expect("valid");
+    assert_eq!(binding.noninterference, super::NoninterferenceCheck::Every);
+    assert_eq!(binding.shared_fields, ["size", "owner"]);
+}
