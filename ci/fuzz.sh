@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Fuzzing, bounded, for CI (and for a quick local run): builds the fuzz crate
 # (fuzz/, cargo-fuzz), runs every target for FUZZ_SECONDS on the clean clinic
-# (any crash fails), then checks that `flows` finds upgrade-latest-call from
-# the checked-in seed corpus within FUZZ_FIND_RUNS runs, and that the crash
-# imports to a scenario that replays.
+# (any crash fails), then checks that `flows` finds each fault of
+# FUZZ_FIND_FAULTS from the checked-in seed corpus within FUZZ_FIND_RUNS runs,
+# and that each crash imports to a scenario that replays.
 #
 # Knobs (environment): FUZZ_SECONDS (default 60 per target), FUZZ_FIND_RUNS
-# (default 20000), FUZZ_FIND_SEED (default 1), FUZZ_TOOLCHAIN=stable (use
-# the stable path even where nightly is installed).
+# (default 100000), FUZZ_FIND_SEED (default 1), FUZZ_FIND_FAULTS (default
+# "upgrade-latest-call rebook-reuses-consultation upgrade-phantom"),
+# FUZZ_TOOLCHAIN=stable (use the stable path even where nightly is installed).
 # Needs: cargo-fuzz (installed when missing); nightly for the address
 # sanitizer, else stable with `-s none` (coverage only, no sanitizer).
+#
+# Built without trace-compares: `flows` mutates whole actions itself (its
+# custom mutator), and comparison tracing through the whole HTTP stack cost a
+# third of each execution. `-len_control` is off by default once a custom
+# mutator is present; it is turned back on so inputs start short.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
-find_runs="${FUZZ_FIND_RUNS:-20000}"
+find_runs="${FUZZ_FIND_RUNS:-100000}"
 find_seed="${FUZZ_FIND_SEED:-1}"
+read -r -a find_faults <<<"${FUZZ_FIND_FAULTS:-upgrade-latest-call rebook-reuses-consultation upgrade-phantom}"
+# libFuzzer options for `flows` (also fuzz/matrix.sh's default).
+flows_opts=(-len_control=100 -entropic=0)
 targets=(flows scenario_parse clinic_requests)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -27,11 +36,11 @@ cargo fuzz --version
 # The same flags for build and run, or `cargo fuzz run` rebuilds.
 if [[ "${FUZZ_TOOLCHAIN:-}" != stable ]] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     fuzz=(cargo +nightly fuzz)
-    flags=(--debug-assertions)
+    flags=(--debug-assertions --no-trace-compares)
     echo "toolchain: nightly (address sanitizer)"
 else
     fuzz=(cargo fuzz)
-    flags=(--debug-assertions --sanitizer none)
+    flags=(--debug-assertions --no-trace-compares --sanitizer none)
     echo "toolchain: stable (no nightly, or FUZZ_TOOLCHAIN=stable): --sanitizer none, coverage only"
 fi
 
@@ -60,6 +69,7 @@ for target in "${targets[@]}"; do
     mkdir -p "$work/$target" "$work/artifacts-$target"
     extra=()
     if [[ -f "fuzz/$target.dict" ]]; then extra+=("-dict=fuzz/$target.dict"); fi
+    if [[ $target == flows ]]; then extra+=("${flows_opts[@]}"); fi
     log="$work/$target.log"
     echo "--- $target: ${seconds} s on the clean clinic"
     if env -u CHAPERONE_FUZZ_FAULTS "${fuzz[@]}" run "${flags[@]}" "$target" "$work/$target" "fuzz/corpus/$target" -- \
@@ -82,33 +92,40 @@ if [[ $failed -ne 0 ]]; then
     exit 1
 fi
 
-echo "--- flows must find upgrade-latest-call within $find_runs runs (seed $find_seed)"
-log="$work/find.log"
-mkdir -p "$work/find" "$work/artifacts-find"
-if CHAPERONE_FUZZ_FAULTS=upgrade-latest-call "${fuzz[@]}" run "${flags[@]}" flows "$work/find" fuzz/corpus/flows -- \
-    -runs="$find_runs" -seed="$find_seed" -artifact_prefix="$work/artifacts-find/" >"$log" 2>&1; then
-    tail -n 20 "$log"
-    echo "flows did NOT find upgrade-latest-call within $find_runs runs"
-    exit 1
-fi
-artifact="$(find "$work/artifacts-find" -type f -name 'crash-*' | head -n 1)"
-if [[ -z "$artifact" ]] || ! grep -q 'privacy violation' "$log"; then
-    tail -n 40 "$log"
-    echo "flows stopped without a privacy-violation crash"
-    exit 1
-fi
-runs="$(grep -Eo '^#[0-9]+' "$log" | tail -n 1 | tr -d '#')"
-echo "found after about ${runs:-?} runs: $(grep -m1 -o 'privacy violation at step [0-9]*[^;]*' "$log")"
+# One fault: flows must find it within $find_runs runs from the seeds, and
+# the crash must import to a scenario that replays to a violation.
+find_fault() {
+    local fault="$1" log="$work/find-$1.log" artifacts="$work/artifacts-find-$1"
+    echo "--- flows must find $fault within $find_runs runs (seed $find_seed)"
+    mkdir -p "$work/find-$fault" "$artifacts"
+    if CHAPERONE_FUZZ_FAULTS="$fault" "${fuzz[@]}" run "${flags[@]}" flows "$work/find-$fault" fuzz/corpus/flows -- \
+        -runs="$find_runs" -seed="$find_seed" -artifact_prefix="$artifacts/" "${flows_opts[@]}" >"$log" 2>&1; then
+        tail -n 20 "$log"
+        echo "flows did NOT find $fault within $find_runs runs"
+        return 1
+    fi
+    local artifact runs
+    artifact="$(find "$artifacts" -type f -name 'crash-*' | head -n 1)"
+    if [[ -z "$artifact" ]] || ! grep -q 'privacy violation' "$log"; then
+        tail -n 40 "$log"
+        echo "flows stopped without a privacy-violation crash on $fault"
+        return 1
+    fi
+    runs="$(grep -Eo '^#[0-9]+' "$log" | tail -n 1 | tr -d '#' || true)"
+    echo "$fault: found after about ${runs:-0} runs (0: a seed itself): $(grep -m1 -o 'privacy violation at step [0-9]*[^;]*' "$log")"
+    # The release binary: CI built it for the gate already, so no third build tree.
+    cargo run --release --locked --quiet -- import-fuzz "$artifact" --fault "$fault" --out "$work/found-$fault.toml"
+    set +e
+    cargo run --release --locked --quiet -- replay "$work/found-$fault.toml" --repeat 3
+    local code=$?
+    set -e
+    if [[ $code -ne 1 ]]; then
+        echo "the scenario imported for $fault did not replay to a violation (exit $code)"
+        return 1
+    fi
+}
 
-echo "--- the crash imports to a scenario that replays"
-# The release binary: CI built it for the gate already, so no third build tree.
-cargo run --release --locked --quiet -- import-fuzz "$artifact" --fault upgrade-latest-call --out "$work/found.toml"
-set +e
-cargo run --release --locked --quiet -- replay "$work/found.toml" --repeat 3
-code=$?
-set -e
-if [[ $code -ne 1 ]]; then
-    echo "the imported scenario did not replay to a violation (exit $code)"
-    exit 1
-fi
+for fault in "${find_faults[@]}"; do
+    find_fault "$fault"
+done
 echo "fuzz: ok in $((SECONDS - started)) s"

@@ -111,6 +111,21 @@ impl ApiState {
         })
     }
 
+    /// Forgets every patient, appointment, call and recording, and every
+    /// in-memory cache, as if the service had just started with the same
+    /// faults. The media service is separate: clear its
+    /// [`MediaState`](crate::media::MediaState) too. For in-process
+    /// harnesses (the fuzz targets) that run many short sessions on one
+    /// service without paying for a new database each time.
+    pub fn reset(&self) {
+        lock(&self.inner.db)
+            .reset()
+            .expect("deleting every row of an open database cannot fail");
+        lock(&self.inner.history_cache).clear();
+        *lock(&self.inner.last_history_viewer) = None;
+        *lock(&self.inner.upgrade_slot) = None;
+    }
+
     /// The planted faults.
     pub fn faults(&self) -> &FaultSet {
         &self.inner.faults

@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS fhir_clients (
 );
 ";
 
+/// How many prepared statements the connection keeps: more than the
+/// distinct queries the service makes, so none is parsed twice.
+const STATEMENTS_CACHED: usize = 128;
+
 /// The owner-resolving join every recording query goes through.
 const RECORDING_OWNER_JOIN: &str = "recordings r
     JOIN consultations k ON k.id = r.consultation_id
@@ -176,8 +180,35 @@ impl Db {
             None => Connection::open_in_memory()?,
         };
         conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        // Every query is prepared once and cached: parsing SQL was most of a
+        // request's time. Room for all of them (about 50, with the faults').
+        conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
         conn.execute_batch(SCHEMA)?;
         Ok(Db { conn, faults })
+    }
+
+    /// Forgets every row, as if the database had just been created (the
+    /// sequence counter back at 0); prepared statements stay cached. For
+    /// in-process harnesses that run many short sessions on one service.
+    pub(crate) fn reset(&mut self) -> rusqlite::Result<()> {
+        // Children before parents (foreign keys are on); cached statements,
+        // since a fuzz target resets before every run.
+        const RESET: [&str; 9] = [
+            "DELETE FROM fhir_clients",
+            "DELETE FROM fhir_ids",
+            "DELETE FROM recordings",
+            "DELETE FROM calls",
+            "DELETE FROM consultations",
+            "DELETE FROM appointments",
+            "DELETE FROM patients",
+            "DELETE FROM sqlite_sequence",
+            "UPDATE counters SET value = 0",
+        ];
+        let tx = self.conn.transaction()?;
+        for sql in RESET {
+            tx.prepare_cached(sql)?.execute([])?;
+        }
+        tx.commit()
     }
 
     /// The patient id the bearer token belongs to.
@@ -190,7 +221,8 @@ impl Db {
             "SELECT id FROM patients WHERE token = ?1"
         };
         self.conn
-            .query_row(sql, [token], |row| row.get(0))
+            .prepare_cached(sql)?
+            .query_row([token], |row| row.get(0))
             .optional()
     }
 
@@ -198,10 +230,9 @@ impl Db {
     pub(crate) fn register(&mut self, display_name: &str) -> rusqlite::Result<(String, String)> {
         let id = ids::new_id("pat_");
         let token = ids::new_token();
-        self.conn.execute(
-            "INSERT INTO patients (id, token, display_name) VALUES (?1, ?2, ?3)",
-            params![id, token, display_name],
-        )?;
+        self.conn
+            .prepare_cached("INSERT INTO patients (id, token, display_name) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, token, display_name])?;
         Ok((id, token))
     }
 
@@ -217,36 +248,33 @@ impl Db {
     ) -> rusqlite::Result<Appointment> {
         let tx = self.conn.transaction()?;
         let appointment_id = ids::new_id("apt_");
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO appointments (id, patient_id, slot, notes, status)
              VALUES (?1, ?2, ?3, ?4, 'booked')",
-            params![appointment_id, patient, slot, notes],
-        )?;
+        )?
+        .execute(params![appointment_id, patient, slot, notes])?;
         let reusable: Option<String> = if faults.contains(Fault::RebookReusesConsultation) {
-            tx.query_row(
+            tx.prepare_cached(
                 "SELECT k.id FROM consultations k
                  JOIN appointments a ON a.id = k.appointment_id
                  WHERE a.status = 'cancelled'
                  ORDER BY k.rowid LIMIT 1",
-                [],
-                |row| row.get(0),
-            )
+            )?
+            .query_row([], |row| row.get(0))
             .optional()?
         } else {
             None
         };
         match reusable {
             Some(consultation_id) => {
-                tx.execute(
-                    "UPDATE consultations SET appointment_id = ?1 WHERE id = ?2",
-                    params![appointment_id, consultation_id],
-                )?;
+                tx.prepare_cached("UPDATE consultations SET appointment_id = ?1 WHERE id = ?2")?
+                    .execute(params![appointment_id, consultation_id])?;
             }
             None => {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO consultations (id, appointment_id) VALUES (?1, ?2)",
-                    params![ids::new_id("con_"), appointment_id],
-                )?;
+                )?
+                .execute(params![ids::new_id("con_"), appointment_id])?;
             }
         }
         tx.commit()?;
@@ -268,10 +296,8 @@ impl Db {
         if has_active_call(&tx, appointment_id)? {
             return Err(ApiError::conflict("a call of this appointment is active"));
         }
-        tx.execute(
-            "UPDATE appointments SET status = 'cancelled' WHERE id = ?1",
-            [appointment_id],
-        )?;
+        tx.prepare_cached("UPDATE appointments SET status = 'cancelled' WHERE id = ?1")?
+            .execute([appointment_id])?;
         tx.commit()?;
         Ok(())
     }
@@ -298,10 +324,8 @@ impl Db {
         let call_id = ids::new_id("call_");
         let recording_id = ids::new_id("rec_");
         let started_seq = next_seq(&tx)?;
-        tx.execute(
-            "INSERT INTO calls (id, consultation_id, mode, status, started_seq, current_recording_id)
-             VALUES (?1, ?2, 'audio', 'active', ?3, ?4)",
-            params![call_id, consultation_id, started_seq, recording_id],
+        tx.prepare_cached("INSERT INTO calls (id, consultation_id, mode, status, started_seq, current_recording_id)
+             VALUES (?1, ?2, 'audio', 'active', ?3, ?4)")?.execute(params![call_id, consultation_id, started_seq, recording_id],
         )?;
         insert_recording(
             &tx,
@@ -344,19 +368,18 @@ impl Db {
         let tx = self.conn.transaction()?;
         let call = upgradable_call(&tx, &self.faults, patient, call_id)?;
         let own_consultation = call_consultation(&tx, call_id)?;
-        tx.execute(
-            "UPDATE recordings SET status = 'finished' WHERE id = ?1",
-            [&call.current_recording_id],
-        )?;
+        tx.prepare_cached("UPDATE recordings SET status = 'finished' WHERE id = ?1")?
+            .execute([&call.current_recording_id])?;
         let (consultation_id, attached_call_id) = if faults.contains(Fault::UpgradeLatestCall) {
             // The 2020 incident: "the call being upgraded" was looked up as the
             // latest active call, whoever's it is.
-            tx.query_row(
+            tx.prepare_cached(
                 "SELECT consultation_id, id FROM calls WHERE status = 'active'
                  ORDER BY started_seq DESC LIMIT 1",
-                [],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
             )?
+            .query_row([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?
         } else if let Some(other) = slot_call.filter(|c| *c != call_id) {
             // `upgrade-shared-slot`: a concurrent upgrade overwrote the slot,
             // so the recording goes to that upgrade's call, whoever's it is.
@@ -374,22 +397,25 @@ impl Db {
             "recording",
             video_media,
         )?;
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE calls SET mode = 'video', current_recording_id = ?1, misroute_pending = ?2
              WHERE id = ?3",
-            params![recording_id, faults.contains(Fault::MediaMisroute), call_id],
-        )?;
+        )?
+        .execute(params![
+            recording_id,
+            faults.contains(Fault::MediaMisroute),
+            call_id
+        ])?;
         let mut unused_phantom_media = None;
         if let Some((viewer, phantom_media)) = phantom {
             let target: Option<String> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT k.id FROM consultations k
                      JOIN appointments a ON a.id = k.appointment_id
                      WHERE a.patient_id = ?1
                      ORDER BY a.rowid DESC, k.rowid DESC LIMIT 1",
-                    [viewer],
-                    |row| row.get(0),
-                )
+                )?
+                .query_row([viewer], |row| row.get(0))
                 .optional()?;
             match target {
                 Some(consultation_id) => insert_recording(
@@ -428,25 +454,22 @@ impl Db {
         if call.status != "active" {
             return Err(ApiError::conflict("call has ended"));
         }
-        let misroute_pending: bool = tx.query_row(
-            "SELECT misroute_pending FROM calls WHERE id = ?1",
-            [call_id],
-            |row| row.get(0),
-        )?;
+        let misroute_pending: bool = tx
+            .prepare_cached("SELECT misroute_pending FROM calls WHERE id = ?1")?
+            .query_row([call_id], |row| row.get(0))?;
         let mut target = (call.current_recording_id.clone(), call.current_media_id);
         if misroute_pending && faults.contains(Fault::MediaMisroute) {
-            tx.execute(
-                "UPDATE calls SET misroute_pending = 0 WHERE id = ?1",
-                [call_id],
-            )?;
+            tx.prepare_cached("UPDATE calls SET misroute_pending = 0 WHERE id = ?1")?
+                .execute([call_id])?;
             let previous: Option<(String, String)> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT id, media_id FROM recordings
                      WHERE seq < (SELECT seq FROM recordings WHERE id = ?1)
                      ORDER BY seq DESC LIMIT 1",
-                    [&call.current_recording_id],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
+                )?
+                .query_row([&call.current_recording_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
                 .optional()?;
             if let Some(previous) = previous {
                 target = previous;
@@ -459,10 +482,9 @@ impl Db {
     /// Counts `n` more media bytes on the recording.
     pub(crate) fn add_bytes(&mut self, recording_id: &str, n: usize) -> rusqlite::Result<()> {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        self.conn.execute(
-            "UPDATE recordings SET bytes = bytes + ?1 WHERE id = ?2",
-            params![n, recording_id],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE recordings SET bytes = bytes + ?1 WHERE id = ?2")?
+            .execute(params![n, recording_id])?;
         Ok(())
     }
 
@@ -483,11 +505,10 @@ impl Db {
         if call.status != "active" {
             return Err(ApiError::conflict("call has ended"));
         }
-        tx.execute(
-            "UPDATE recordings SET status = 'finished' WHERE id = ?1",
-            [&call.current_recording_id],
-        )?;
-        tx.execute("UPDATE calls SET status = 'ended' WHERE id = ?1", [call_id])?;
+        tx.prepare_cached("UPDATE recordings SET status = 'finished' WHERE id = ?1")?
+            .execute([&call.current_recording_id])?;
+        tx.prepare_cached("UPDATE calls SET status = 'ended' WHERE id = ?1")?
+            .execute([call_id])?;
         tx.commit()?;
         Ok(call.current_media_id)
     }
@@ -550,14 +571,11 @@ impl Db {
         recording_id: &str,
     ) -> rusqlite::Result<Option<HistoryItem>> {
         self.conn
-            .query_row(
-                &format!(
-                    "SELECT r.id, r.call_id, k.appointment_id, r.kind, r.status, r.bytes, a.patient_id
+            .prepare_cached(&format!(
+                "SELECT r.id, r.call_id, k.appointment_id, r.kind, r.status, r.bytes, a.patient_id
                      FROM {RECORDING_OWNER_JOIN} WHERE r.id = ?1"
-                ),
-                [recording_id],
-                history_item,
-            )
+            ))?
+            .query_row([recording_id], history_item)
             .optional()
     }
 
@@ -613,7 +631,7 @@ impl Db {
         } else {
             "UPDATE recordings SET erased = 1 WHERE id = ?1"
         };
-        tx.execute(sql, [recording_id])?;
+        tx.prepare_cached(sql)?.execute([recording_id])?;
         tx.commit()?;
         Ok(recording.media_id)
     }
@@ -621,10 +639,9 @@ impl Db {
     /// Undoes [`Db::erase`] when the media could not be deleted, so that the
     /// patient can retry and the media is not left behind unreachable.
     pub(crate) fn unerase(&mut self, recording_id: &str) -> rusqlite::Result<()> {
-        self.conn.execute(
-            "UPDATE recordings SET erased = 0 WHERE id = ?1",
-            [recording_id],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE recordings SET erased = 0 WHERE id = ?1")?
+            .execute([recording_id])?;
         Ok(())
     }
 }
@@ -644,11 +661,8 @@ fn history_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryItem> {
 
 /// The next value of the global sequence.
 fn next_seq(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
-    tx.query_row(
-        "UPDATE counters SET value = value + 1 WHERE name = 'seq' RETURNING value",
-        [],
-        |row| row.get(0),
-    )
+    tx.prepare_cached("UPDATE counters SET value = value + 1 WHERE name = 'seq' RETURNING value")?
+        .query_row([], |row| row.get(0))
 }
 
 fn insert_recording(
@@ -661,19 +675,19 @@ fn insert_recording(
     media_id: &str,
 ) -> rusqlite::Result<()> {
     let seq = next_seq(tx)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO recordings (seq, id, consultation_id, call_id, kind, status, media_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            seq,
-            recording_id,
-            consultation_id,
-            call_id,
-            kind,
-            status,
-            media_id
-        ],
-    )?;
+    )?
+    .execute(params![
+        seq,
+        recording_id,
+        consultation_id,
+        call_id,
+        kind,
+        status,
+        media_id
+    ])?;
     Ok(())
 }
 
@@ -683,38 +697,33 @@ fn appointment_status(
     patient: &str,
     appointment_id: &str,
 ) -> Result<String, ApiError> {
-    conn.query_row(
-        "SELECT status FROM appointments WHERE id = ?1 AND patient_id = ?2",
-        [appointment_id, patient],
-        |row| row.get(0),
-    )
-    .optional()?
-    .ok_or_else(|| ApiError::not_found("appointment not found"))
+    conn.prepare_cached("SELECT status FROM appointments WHERE id = ?1 AND patient_id = ?2")?
+        .query_row([appointment_id, patient], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("appointment not found"))
 }
 
 fn has_active_call(conn: &Connection, appointment_id: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT EXISTS (
              SELECT 1 FROM calls c JOIN consultations k ON k.id = c.consultation_id
              WHERE k.appointment_id = ?1 AND c.status = 'active')",
-        [appointment_id],
-        |row| row.get(0),
-    )
+    )?
+    .query_row([appointment_id], |row| row.get(0))
 }
 
 /// `active-call-by-slot`: whether any appointment at the same slot as this
 /// one, whoever booked it, has an active call.
 fn has_active_call_in_slot(conn: &Connection, appointment_id: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT EXISTS (
              SELECT 1 FROM calls c
              JOIN consultations k ON k.id = c.consultation_id
              JOIN appointments a ON a.id = k.appointment_id
              WHERE a.slot = (SELECT slot FROM appointments WHERE id = ?1)
                AND c.status = 'active')",
-        [appointment_id],
-        |row| row.get(0),
-    )
+    )?
+    .query_row([appointment_id], |row| row.get(0))
 }
 
 /// The consultation a new call of the caller's appointment goes on.
@@ -737,11 +746,10 @@ fn startable_consultation(
             "a call of this appointment is already active",
         ));
     }
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT id FROM consultations WHERE appointment_id = ?1 ORDER BY rowid LIMIT 1",
-        [appointment_id],
-        |row| row.get(0),
-    )
+    )?
+    .query_row([appointment_id], |row| row.get(0))
     .optional()?
     // Every booked appointment has a consultation; a missing one is a bug.
     .ok_or_else(|| ApiError::internal(&"booked appointment without a consultation"))
@@ -769,16 +777,17 @@ fn owned_call(
          JOIN recordings r ON r.id = c.current_recording_id
          WHERE c.id = ?1 AND a.patient_id = ?2"
     };
-    conn.query_row(sql, [call_id, patient], |row| {
-        Ok(CallRow {
-            mode: row.get(0)?,
-            status: row.get(1)?,
-            current_recording_id: row.get(2)?,
-            current_media_id: row.get(3)?,
+    conn.prepare_cached(sql)?
+        .query_row([call_id, patient], |row| {
+            Ok(CallRow {
+                mode: row.get(0)?,
+                status: row.get(1)?,
+                current_recording_id: row.get(2)?,
+                current_media_id: row.get(3)?,
+            })
         })
-    })
-    .optional()?
-    .ok_or_else(|| ApiError::not_found("call not found"))
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("call not found"))
 }
 
 /// The caller's active audio call; 404 not theirs, 409 ended or already video.
@@ -800,29 +809,23 @@ fn upgradable_call(
 
 /// The consultation a call is on.
 fn call_consultation(conn: &Connection, call_id: &str) -> rusqlite::Result<String> {
-    conn.query_row(
-        "SELECT consultation_id FROM calls WHERE id = ?1",
-        [call_id],
-        |row| row.get(0),
-    )
+    conn.prepare_cached("SELECT consultation_id FROM calls WHERE id = ?1")?
+        .query_row([call_id], |row| row.get(0))
 }
 
 fn recording(conn: &Connection, recording_id: &str) -> rusqlite::Result<Option<RecordingRow>> {
-    conn.query_row(
-        &format!(
-            "SELECT r.kind, r.status, r.media_id, r.erased, a.patient_id
+    conn.prepare_cached(&format!(
+        "SELECT r.kind, r.status, r.media_id, r.erased, a.patient_id
              FROM {RECORDING_OWNER_JOIN} WHERE r.id = ?1"
-        ),
-        [recording_id],
-        |row| {
-            Ok(RecordingRow {
-                kind: row.get(0)?,
-                status: row.get(1)?,
-                media_id: row.get(2)?,
-                erased: row.get(3)?,
-                owner: row.get(4)?,
-            })
-        },
-    )
+    ))?
+    .query_row([recording_id], |row| {
+        Ok(RecordingRow {
+            kind: row.get(0)?,
+            status: row.get(1)?,
+            media_id: row.get(2)?,
+            erased: row.get(3)?,
+            owner: row.get(4)?,
+        })
+    })
     .optional()
 }

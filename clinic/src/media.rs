@@ -63,6 +63,12 @@ impl MediaState {
         self.lock().values().filter(|object| !object.closed).count()
     }
 
+    /// Forgets every object, as a fresh media service (for in-process
+    /// harnesses that reuse one service; see `ApiState::reset`).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, MediaObject>> {
         // A panic while holding the lock cannot leave a half-written object
         // (every update is a single call), so a poisoned map is still sound.

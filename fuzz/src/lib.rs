@@ -1,47 +1,42 @@
 //! Shared code of Chaperone's fuzz targets (`fuzz_targets/*.rs`).
 //!
-//! - [`clinic`]: the reference clinic in-process (api router over an
-//!   in-process media router, in-memory SQLite), fresh per input: no sockets.
+//! - [`service`]: the [`Service`] trait, what `flows` needs of an in-process
+//!   service (a router, and a reset between runs), and [`Clinic`], the
+//!   reference clinic (api router over an in-process media router,
+//!   in-memory SQLite): no sockets, one per fuzzing process.
+//! - [`flows`](mod@flows): [`Flows`], the `flows` target's body: decode,
+//!   execute through the same driver, model and oracles as `chaperone run`,
+//!   judge. It takes any [`Service`] and binding.
+//! - [`mutate`]: the structure-aware mutator and cross-over of `flows`.
 //! - [`runtime`]: one single-threaded tokio runtime per fuzzing process.
 //! - [`faults_from_env`]: the faults to plant, from `CHAPERONE_FUZZ_FAULTS`.
-//! - [`flows`]: the `flows` target's body: decode, execute through the same
-//!   driver, model and oracles as `chaperone run`, judge.
 //! - [`requests`]: the `clinic_requests` target's input format, setup and
 //!   properties.
 //!
 //! Every property failure is a panic whose message names aliases, clauses
 //! and placeholders only: no service id, token or body.
 
+pub mod flows;
+pub mod mutate;
 pub mod requests;
+pub mod service;
 
 use std::sync::LazyLock;
 
 use axum::Router;
 use chaperone::binding::Binding;
-use chaperone::driver::{BindingDriver, Store, Transport};
-use chaperone::model::{Flow, Limits};
-use chaperone::target::ServicesFile;
-
-/// The reference clinic's `/v1` binding, compiled once per process.
-fn clinic_binding() -> std::sync::Arc<Binding> {
-    static BINDING: std::sync::OnceLock<std::sync::Arc<Binding>> = std::sync::OnceLock::new();
-    BINDING
-        .get_or_init(|| std::sync::Arc::new(Binding::clinic()))
-        .clone()
-}
-use chaperone::oracle::Canaries;
-use chaperone::runner::{
-    CaseEnd, alone_for_comparison, alone_steps, differs, execute, interfered, suspects,
-};
-use clinic::media::MediaState;
-use clinic::{Config, FaultSet, MediaLink, api, media};
+use chaperone::model::Flow;
+use clinic::FaultSet;
 use tokio::runtime::Runtime;
+
+pub use flows::{Expect, FlowOutcome, Flows};
+pub use service::{Clinic, Service};
 
 /// The environment variable naming the faults to plant (`a,b`; unset or
 /// empty for the clean clinic).
 pub const FAULTS_ENV: &str = "CHAPERONE_FUZZ_FAULTS";
 
-/// The process's runtime. The in-process clinic needs no sockets; the
+/// The process's runtime. The in-process services need no sockets; the
 /// timer is for the store check's time bound. One thread keeps every input
 /// deterministic.
 pub fn runtime() -> &'static Runtime {
@@ -69,128 +64,30 @@ pub fn faults_from_env() -> FaultSet {
 
 /// A fresh reference clinic with `faults`, in-process: its api router.
 pub fn clinic(faults: &FaultSet) -> Router {
-    clinic_with_store(faults).0
+    Clinic::new(faults).router()
 }
 
-/// A fresh reference clinic with `faults`, in-process: its api router, and
-/// its media service's router (the store erasure is checked in).
-pub fn clinic_with_store(faults: &FaultSet) -> (Router, Router) {
-    let config = Config {
-        faults: faults.clone(),
-        db_path: None,
+/// The reference clinic with `faults`, fuzzed through its `/v1` binding
+/// (`bindings/clinic.toml`): a clean clinic must pass every flow, a faulty
+/// one only fails on a privacy violation.
+pub fn clinic_flows(faults: &FaultSet) -> Flows<Clinic> {
+    let expect = if faults.is_empty() {
+        Expect::Correct
+    } else {
+        Expect::Faulty
     };
-    let media = media::router(MediaState::default());
-    let link = MediaLink::InProcess(media.clone());
-    let state = api::ApiState::new(&config, link)
-        .expect("an in-memory database always opens and takes its schema");
-    (api::router(state), media)
+    Flows::new(Clinic::new(faults), Binding::clinic(), expect)
 }
 
-/// A driver for a fresh in-process clinic with `faults`, checking erasure in
-/// its media store as `chaperone run` does on the embedded clinic.
-fn fresh_driver(binding: std::sync::Arc<Binding>, faults: &FaultSet) -> BindingDriver {
-    let (api, media) = clinic_with_store(faults);
-    let spec = ServicesFile::clinic()
-        .store()
-        .map(|(_, spec)| spec.clone())
-        .expect("the built-in target file names the media store");
-    BindingDriver::in_process(binding, api).with_store(Store::new(
-        Transport::InProcess(media),
-        spec,
-        false,
-    ))
-}
-
-/// How one `flows` input ended, as the fuzz target judges it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlowOutcome {
-    /// No violation (or, with faults planted, a divergence or target failure
-    /// that a fault caused: the input ends without a finding).
-    Passed,
-    /// The property failed: the message names the step, clause and aliases.
-    Failed(String),
-}
-
-/// The `flows` target: decode `flow`, run it against a fresh in-process
-/// clinic with `faults` through the same driver, model and oracles as
-/// `chaperone run`, and judge it. On the clean clinic anything but a pass is
-/// a failure (a correct clinic never leaks, never refuses a valid step and
-/// never fails); with faults only a privacy violation is.
-pub fn flows(flow: &Flow, faults: &FaultSet, canaries: &Canaries) -> FlowOutcome {
-    let limits = Limits::default();
-    debug_assert!(canaries.patients() >= limits.patients_max);
-    let steps = flow.steps(limits);
-    if steps.is_empty() {
-        return FlowOutcome::Passed;
-    }
-    let mut driver = fresh_driver(clinic_binding(), faults);
-    let run = runtime().block_on(execute(&mut driver, limits, canaries, &steps, None));
-    let clean = faults.is_empty();
-    // Noninterference, as `chaperone run` judges it: a refused step that
-    // succeeds when its patient acts alone, on a fresh clinic.
-    if let CaseEnd::Diverged { step, status, .. } = run.end
-        && let Some(alone) = alone_steps(limits, &steps, step, &clinic_binding().shared)
-    {
-        let mut solo = fresh_driver(clinic_binding(), faults);
-        let solo = runtime().block_on(execute(&mut solo, limits, canaries, &alone, None));
-        if solo.end == CaseEnd::Passed {
-            let violation = interfered(&steps, step, status, &alone);
-            return FlowOutcome::Failed(format!(
-                "privacy violation at step {step} `{}`: [{}] {violation};",
-                steps[step - 1],
-                violation.clause
-            ));
-        }
-    }
-    // And a passed case in which a patient's own finished recording was
-    // missing: that patient's steps alone, every observation compared.
-    if run.end == CaseEnd::Passed {
-        let binding = clinic_binding();
-        for (patient, upto) in suspects(&binding, &steps, &run) {
-            let prefix = &steps[..upto];
-            let Some((indices, alone)) = alone_for_comparison(limits, prefix, &run.trace, patient)
-            else {
-                continue;
-            };
-            let mut solo = fresh_driver(binding.clone(), faults);
-            let solo = runtime().block_on(execute(&mut solo, limits, canaries, &alone, None));
-            if let Some(violation) = differs(&binding, prefix, &run.trace, &indices, &solo, patient)
-            {
-                return FlowOutcome::Failed(format!(
-                    "privacy violation at step {} `{}`: [{}] {violation};",
-                    violation.step,
-                    steps[violation.step - 1],
-                    violation.clause
-                ));
-            }
-        }
-    }
-    match run.end {
-        CaseEnd::Passed => FlowOutcome::Passed,
-        CaseEnd::Violated { violations } => {
-            let mut message = format!(
-                "privacy violation at step {} `{}`:",
-                run.steps_run,
-                steps[run.steps_run - 1]
-            );
-            for violation in &violations {
-                message.push_str(&format!(" [{}] {violation};", violation.clause));
-            }
-            FlowOutcome::Failed(message)
-        }
-        CaseEnd::Diverged { step, reason, .. } if clean => FlowOutcome::Failed(format!(
-            "the clean clinic diverged from the model at step {step}: {reason}"
-        )),
-        CaseEnd::TargetFailed { step, error } if clean => {
-            FlowOutcome::Failed(format!("the clean clinic failed at step {step}: {error}"))
-        }
-        CaseEnd::Diverged { .. } | CaseEnd::TargetFailed { .. } => FlowOutcome::Passed,
-    }
+/// Judge one `flow` on a clinic with `faults` (a new clinic each call: for
+/// tests; the fuzz target keeps one [`Flows`]).
+pub fn flows(flow: &Flow, faults: &FaultSet) -> FlowOutcome {
+    clinic_flows(faults).run(flow)
 }
 
 #[cfg(test)]
 mod tests {
-    use chaperone::model::{self, Step};
+    use chaperone::model::{self, Limits, Step};
     use clinic::Fault;
 
     use super::*;
@@ -274,7 +171,6 @@ mod tests {
         // Method: compare each file with the encoding of its steps
         // (CHAPERONE_WRITE_SEEDS=1 writes missing or stale files), then run it.
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/flows");
-        let canaries = Canaries::new(Limits::default().patients_max);
         let incident: FaultSet = [Fault::UpgradeLatestCall].into_iter().collect();
         for (name, lines) in FLOWS_SEEDS {
             let bytes = bytes_of(lines);
@@ -291,15 +187,11 @@ mod tests {
             let flow = Flow::from_bytes(&bytes);
             assert_eq!(flow.steps(Limits::default()).len(), lines.len(), "{name}");
             assert_eq!(
-                flows(&flow, &FaultSet::default(), &canaries),
+                flows(&flow, &FaultSet::default()),
                 FlowOutcome::Passed,
                 "{name}"
             );
-            assert_eq!(
-                flows(&flow, &incident, &canaries),
-                FlowOutcome::Passed,
-                "{name}"
-            );
+            assert_eq!(flows(&flow, &incident), FlowOutcome::Passed, "{name}");
         }
     }
 
@@ -311,7 +203,6 @@ mod tests {
         // a matter of search, not of reach).
         // Method: encode each scenario under scenarios/ that records a fault.
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-        let canaries = Canaries::new(Limits::default().patients_max);
         let mut faults_seen = FaultSet::default();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -328,14 +219,14 @@ mod tests {
                 .unwrap_or_else(|| panic!("{} is not expressible", path.display()));
             let flow = Flow::from_bytes(&bytes);
             assert_eq!(flow.steps(Limits::default()), scenario.steps);
-            let outcome = flows(&flow, &scenario.faults, &canaries);
+            let outcome = flows(&flow, &scenario.faults);
             assert!(
                 matches!(outcome, FlowOutcome::Failed(_)),
                 "{}: {outcome:?}",
                 path.display()
             );
             assert_eq!(
-                flows(&flow, &FaultSet::default(), &canaries),
+                flows(&flow, &FaultSet::default()),
                 FlowOutcome::Passed,
                 "{}",
                 path.display()
@@ -367,18 +258,73 @@ mod tests {
             "P2 view-history page=1 per-page=10",
         ]);
         let flow = Flow::from_bytes(&bytes);
-        let canaries = Canaries::new(Limits::default().patients_max);
-        assert_eq!(
-            flows(&flow, &FaultSet::default(), &canaries),
-            FlowOutcome::Passed
-        );
+        assert_eq!(flows(&flow, &FaultSet::default()), FlowOutcome::Passed);
         let faulty: FaultSet = [Fault::UpgradeLatestCall].into_iter().collect();
-        match flows(&flow, &faulty, &canaries) {
+        match flows(&flow, &faulty) {
             FlowOutcome::Failed(message) => {
                 assert!(message.contains("[ownership]"), "{message}");
                 assert!(message.contains("step 8"), "{message}");
             }
             FlowOutcome::Passed => panic!("the incident was not found"),
         }
+    }
+
+    #[test]
+    fn one_reset_clinic_judges_every_input_as_a_fresh_clinic_does() {
+        // Goal: the fuzz target reuses one clinic and resets it between runs;
+        // nothing of an earlier input may change a later one's outcome.
+        // Method: every checked-in fault scenario and 300 pseudo-random
+        // inputs (fixed seed), judged in one sequence on one `Flows` per
+        // fault set and each on a fresh clinic: the outcomes must agree.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut inputs: Vec<(FaultSet, Vec<u8>)> = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let scenario = chaperone::scenario::Scenario::read(&path).unwrap();
+            if scenario.faults.is_empty() || scenario.is_concurrent() {
+                continue;
+            }
+            let bytes = model::encode(&scenario.steps, Limits::default()).unwrap();
+            inputs.push((scenario.faults.clone(), bytes));
+        }
+        let mut x: u64 = 0x0DDB_1A5E_5BAD_5EED;
+        for n in 0..300 {
+            let len = 3 * (1 + (x % 50) as usize);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let faults = if n % 2 == 0 {
+                FaultSet::default()
+            } else {
+                inputs[n % inputs.len()].0.clone()
+            };
+            inputs.push((faults, bytes));
+        }
+        let mut reused: std::collections::HashMap<String, Flows<Clinic>> = Default::default();
+        let mut failed = 0;
+        for (faults, bytes) in &inputs {
+            let flow = Flow::from_bytes(bytes);
+            let fresh = flows(&flow, faults);
+            let kept = reused
+                .entry(faults.to_string())
+                .or_insert_with(|| clinic_flows(faults))
+                .run(&flow);
+            assert_eq!(
+                kept,
+                fresh,
+                "faults {faults}: {:?}",
+                flow.steps(Limits::default())
+            );
+            failed += usize::from(matches!(fresh, FlowOutcome::Failed(_)));
+        }
+        assert!(failed >= 10, "the inputs must include failures: {failed}");
     }
 }

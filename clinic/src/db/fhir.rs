@@ -102,10 +102,9 @@ impl Db {
     ) -> rusqlite::Result<(String, String)> {
         let (patient_id, _) = self.register(display_name)?;
         let secret = ids::new_token();
-        self.conn.execute(
-            "INSERT INTO fhir_clients (patient_id, secret) VALUES (?1, ?2)",
-            params![patient_id, secret],
-        )?;
+        self.conn
+            .prepare_cached("INSERT INTO fhir_clients (patient_id, secret) VALUES (?1, ?2)")?
+            .execute(params![patient_id, secret])?;
         Ok((patient_id, secret))
     }
 
@@ -116,23 +115,19 @@ impl Db {
         secret: &str,
     ) -> rusqlite::Result<Option<String>> {
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT p.token FROM fhir_clients c JOIN patients p ON p.id = c.patient_id
                  WHERE c.patient_id = ?1 AND c.secret = ?2",
-                params![patient_id, secret],
-                |row| row.get(0),
-            )
+            )?
+            .query_row(params![patient_id, secret], |row| row.get(0))
             .optional()
     }
 
     /// A patient's display name.
     pub(crate) fn display_name(&mut self, patient_id: &str) -> rusqlite::Result<Option<String>> {
         self.conn
-            .query_row(
-                "SELECT display_name FROM patients WHERE id = ?1",
-                [patient_id],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT display_name FROM patients WHERE id = ?1")?
+            .query_row([patient_id], |row| row.get(0))
             .optional()
     }
 
@@ -143,17 +138,16 @@ impl Db {
         appointment_id: &str,
     ) -> Result<AppointmentRow, ApiError> {
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT slot, notes, status FROM appointments WHERE id = ?1 AND patient_id = ?2",
-                params![appointment_id, patient],
-                |row| {
-                    Ok(AppointmentRow {
-                        slot: row.get(0)?,
-                        notes: row.get(1)?,
-                        status: row.get(2)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![appointment_id, patient], |row| {
+                Ok(AppointmentRow {
+                    slot: row.get(0)?,
+                    notes: row.get(1)?,
+                    status: row.get(2)?,
+                })
+            })
             .optional()?
             .ok_or_else(|| ApiError::not_found("appointment not found"))
     }
@@ -165,10 +159,8 @@ impl Db {
         call_id: &str,
     ) -> Result<EncounterRow, ApiError> {
         let call = owned_call(&self.conn, &self.faults, patient, call_id)?;
-        let appointment_id: String = self.conn.query_row(
-            "SELECT k.appointment_id FROM calls c JOIN consultations k ON k.id = c.consultation_id
-             WHERE c.id = ?1",
-            [call_id],
+        let appointment_id: String = self.conn.prepare_cached("SELECT k.appointment_id FROM calls c JOIN consultations k ON k.id = c.consultation_id
+             WHERE c.id = ?1")?.query_row([call_id],
             |row| row.get(0),
         )?;
         Ok(EncounterRow {

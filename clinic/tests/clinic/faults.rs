@@ -355,15 +355,18 @@ async fn erase_keeps_stored_media_leaves_the_bytes_in_the_media_store() {
         h.erase(&alice, &recording).await;
         let played = h.play(&alice, &recording).await.status;
         let media = h.clinic.media_url();
-        let listing: serde_json::Value = h
+        // Bytes, then JSON: the clinic's reqwest has no `json` feature (the
+        // workspace's does, which hid this from workspace-wide builds).
+        let listing = h
             .http
             .get(format!("{media}/media"))
             .send()
             .await
             .expect("list")
-            .json()
+            .bytes()
             .await
-            .expect("json");
+            .expect("listing");
+        let listing: serde_json::Value = serde_json::from_slice(&listing).expect("json");
         let mut stored = false;
         for id in listing["ids"].as_array().expect("ids") {
             let bytes = h

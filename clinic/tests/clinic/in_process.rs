@@ -348,3 +348,66 @@ async fn in_process_fhir_links_are_paths_and_v1_objects_get_fhir_ids() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(outcome["resourceType"], "OperationOutcome");
 }
+
+#[tokio::test]
+async fn reset_forgets_every_patient_recording_and_cache_but_keeps_the_faults() {
+    // Goal: after `ApiState::reset` and `MediaState::clear` the service is
+    // as if just started (the fuzz targets reuse one service per process):
+    // old tokens are unknown, nothing is listed or stored, the sequence
+    // counter starts again, and the planted faults still act.
+    // Method: record with erasure-leaves-media planted, reset, then check
+    // the old session and the media store; record again to show the service
+    // still works, lists only the new recording, and the fault still bends
+    // erasure.
+    let faulty = Config {
+        faults: [Fault::ErasureLeavesMedia].into_iter().collect(),
+        db_path: None,
+    };
+    let store = MediaState::default();
+    let state = api::ApiState::new(&faulty, MediaLink::InProcess(media::router(store.clone())))
+        .expect("state");
+    let router = api::router(state.clone());
+    let (token, _, _, recording) = recorded(&router, b"first").await;
+    let (status, listed) =
+        json_call(&router, Method::GET, "/v1/me/recordings", Some(&token), b"").await;
+    assert_eq!(
+        (status, listed["total"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+
+    state.reset();
+    store.clear();
+    assert_eq!(store.object_count(), 0);
+    let (status, _) = call(&router, Method::GET, "/v1/me/recordings", Some(&token), b"").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old session must be gone"
+    );
+    let (token, _, _, again) = recorded(&router, b"second").await;
+    assert_ne!(again, recording);
+    let (status, listed) =
+        json_call(&router, Method::GET, "/v1/me/recordings", Some(&token), b"").await;
+    assert_eq!(
+        (status, listed["total"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+    assert_eq!(
+        listed["items"][0]["recording_id"].as_str(),
+        Some(again.as_str())
+    );
+    let (status, _) = call(
+        &router,
+        Method::DELETE,
+        &format!("/v1/recordings/{again}"),
+        Some(&token),
+        b"",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        store.object_count(),
+        1,
+        "erasure-leaves-media must still be planted"
+    );
+}
