@@ -62,9 +62,28 @@ pub fn faults_from_env() -> FaultSet {
     }
 }
 
-/// A fresh reference clinic with `faults`, in-process: its api router.
+/// The reference clinic with `faults`, in-process and reset (as if just
+/// started): its api router. One clinic per fault set and thread, kept for
+/// the life of the process, so a fuzz target pays for the database and the
+/// routers once, not once per input.
 pub fn clinic(faults: &FaultSet) -> Router {
-    Clinic::new(faults).router()
+    thread_local! {
+        static CLINICS: std::cell::RefCell<Vec<(String, Clinic)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let key = faults.to_string();
+    CLINICS.with_borrow_mut(|clinics| {
+        let at = match clinics.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                clinics.push((key, Clinic::new(faults)));
+                clinics.len() - 1
+            }
+        };
+        let clinic = &mut clinics[at].1;
+        clinic.reset();
+        clinic.router()
+    })
 }
 
 /// The reference clinic with `faults`, fuzzed through its `/v1` binding

@@ -21,7 +21,7 @@
 //! appointments, `@c1..@c4` calls, `@r1..@r6` recordings (the first half of
 //! each range is P1's). A request that is not valid HTTP is skipped.
 //!
-//! **Setup** (per input, fresh clinic): each patient registers, books, calls,
+//! **Setup** (per input, on a clinic reset as if just started): each patient registers, books, calls,
 //! sends media, upgrades to video, sends media, ends the call, books again,
 //! starts a second call and sends media into it. Every display name, note
 //! and media chunk carries the patient's canary.
@@ -390,7 +390,7 @@ pub struct Outcome {
     pub failure: Option<String>,
 }
 
-/// Run one input against a fresh clinic with `faults` and check every
+/// Run one input against the clinic with `faults`, reset first, and check every
 /// property. The fuzz target passes the clean clinic; tests plant faults to
 /// show the properties can fail.
 pub fn run(input: &[u8], faults: &FaultSet) -> Outcome {
@@ -572,6 +572,9 @@ P2 GET /v1/recordings/@r2\n===\nP2 DELETE /v1/recordings/@r1\n===\nP1 POST /v1/c
         ];
         for (fault, input, needle) in cases {
             let outcome = run(input, &faults(&[fault]));
+            // The clinic is reused (reset) between inputs: the same input
+            // again must fail the same way, nothing left from the first run.
+            assert_eq!(run(input, &faults(&[fault])), outcome, "{fault} again");
             let failure = outcome.failure.unwrap_or_default();
             assert!(failure.contains(needle), "{fault}: {failure:?}");
             assert_eq!(

@@ -121,11 +121,16 @@ impl RecordingBook {
 }
 
 impl RecordingBook {
-    /// Forget the ids of `recordings` (a soak patient's, once its life is
-    /// over), so the book holds what live patients can use, not the whole
-    /// run. A forgotten id seen again is [`Seen::Unknown`].
-    pub fn forget(&self, recordings: &[RecordingId]) {
+    /// Forget `patient`'s own service id and the ids of `recordings` (a soak
+    /// patient's, once its life is over), so the book holds what live
+    /// patients can use, not the whole run. A forgotten recording id seen
+    /// again is [`Seen::Unknown`].
+    pub fn forget(&self, patient: PatientId, recordings: &[RecordingId]) {
         let mut book = self.lock();
+        book.patients.remove(&patient);
+        if book.patients.capacity() > 4 * book.patients.len().max(1024) {
+            book.patients.shrink_to_fit();
+        }
         for alias in recordings {
             if let Some(id) = book.ids.remove(alias)
                 && book.aliases.get(&id) == Some(alias)
@@ -158,6 +163,33 @@ impl RecordingBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forgotten_patient_leaves_nothing_behind() {
+        // Goal: a soak's shared book does not grow with patients: once a
+        // patient is forgotten, its own id and its recordings' ids are gone
+        // and the maps shrink back.
+        // Method: 100,000 patients, each learnt with one recording and
+        // forgotten; then the maps' sizes and capacities.
+        let book = RecordingBook::new();
+        for n in 1..=100_000u32 {
+            let (patient, recording) = (PatientId(n), RecordingId(n));
+            book.learn_patient(patient, &format!("pat_{n:016x}"));
+            book.learn(recording, &format!("rec_{n:016x}"));
+            assert!(book.patient_id(patient).is_some());
+            book.forget(patient, &[recording]);
+            assert_eq!(book.patient_id(patient), None);
+            assert!(!book.knows(recording));
+        }
+        let inner = book.lock();
+        assert!(inner.patients.is_empty() && inner.ids.is_empty() && inner.aliases.is_empty());
+        assert!(
+            inner.patients.capacity() <= 4 * 1024,
+            "{}",
+            inner.patients.capacity()
+        );
+        assert!(inner.ids.capacity() <= 4 * 1024, "{}", inner.ids.capacity());
+    }
 
     #[test]
     fn unknown_ids_are_numbered_up_to_a_bound_then_share_zero() {

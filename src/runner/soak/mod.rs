@@ -404,8 +404,9 @@ struct Shared {
     book: RecordingBook,
     aliases: Aliases,
     owners: Mutex<Owners>,
-    /// Retired patients' recordings waiting `config.forget_after` to be forgotten.
-    graveyard: Mutex<std::collections::VecDeque<(Instant, Vec<RecordingId>)>>,
+    /// Retired patients and their recordings, waiting `config.forget_after`
+    /// to be forgotten.
+    graveyard: Mutex<std::collections::VecDeque<(Instant, PatientId, Vec<RecordingId>)>>,
     next_patient: AtomicU32,
     start: Instant,
     stop: AtomicBool,
@@ -446,9 +447,10 @@ impl Shared {
     /// A patient's life is over: its recordings are no longer chosen for
     /// probes at once, and after `config.forget_after` (longer than any step in
     /// flight, which may have chosen one just before) the book forgets their
-    /// ids (a later sighting by anyone else is a phantom, still an ownership
-    /// violation) and retired recordings at the front leave memory.
-    fn retire(&self, recordings: &[RecordingId]) {
+    /// ids and the patient's own id (a later sighting of a recording by
+    /// anyone else is a phantom, still an ownership violation) and retired
+    /// recordings at the front leave memory.
+    fn retire(&self, patient: PatientId, recordings: &[RecordingId]) {
         {
             let mut owners = lock(&self.owners);
             for recording in recordings {
@@ -457,16 +459,16 @@ impl Shared {
                 }
             }
         }
-        let due: Vec<Vec<RecordingId>> = {
+        let due: Vec<(PatientId, Vec<RecordingId>)> = {
             let mut graveyard = lock(&self.graveyard);
-            graveyard.push_back((Instant::now(), recordings.to_vec()));
+            graveyard.push_back((Instant::now(), patient, recordings.to_vec()));
             let mut due = Vec::new();
             while graveyard
                 .front()
-                .is_some_and(|(at, _)| at.elapsed() >= self.config.forget_after)
+                .is_some_and(|(at, _, _)| at.elapsed() >= self.config.forget_after)
             {
-                if let Some((_, batch)) = graveyard.pop_front() {
-                    due.push(batch);
+                if let Some((_, patient, batch)) = graveyard.pop_front() {
+                    due.push((patient, batch));
                 }
             }
             due
@@ -475,8 +477,8 @@ impl Shared {
             return;
         }
         let mut owners = lock(&self.owners);
-        for batch in &due {
-            self.book.forget(batch);
+        for (patient, batch) in &due {
+            self.book.forget(*patient, batch);
             for recording in batch {
                 if let Some(owned) = owners.get_mut(*recording) {
                     owned.forgotten = true;
@@ -1107,7 +1109,7 @@ async fn patient_slot(shared: &Shared, case: &CaseTarget, slot: usize) {
 async fn live(shared: &Shared, case: &CaseTarget, slot: usize, patient: PatientId) -> bool {
     let mut mine = Vec::new();
     let alive = live_recording(shared, case, slot, patient, &mut mine).await;
-    shared.retire(&mine);
+    shared.retire(patient, &mine);
     alive
 }
 
