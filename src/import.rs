@@ -185,6 +185,7 @@ pub async fn import(target: &Target, bytes: &[u8]) -> Result<Imported, ImportErr
             expect: Expect::Violation(clause),
             steps,
             groups: Vec::new(),
+            stagger_us: Vec::new(),
         },
         violations,
         decoded_len: first.steps_run,

@@ -72,7 +72,17 @@ pub struct Scenario {
     /// Sizes of consecutive groups of `steps` sent together (summing to
     /// `steps.len()`); empty when every step is sent alone.
     pub groups: Vec<usize>,
+    /// How the run that found it interleaved each group of more than one
+    /// step: for each such group, in order, when each of its steps was sent,
+    /// in microseconds after the group's first (at most [`STAGGER_US_MAX`]).
+    /// Empty: every group's steps are sent at once.
+    pub stagger_us: Vec<Vec<u64>>,
 }
+
+/// The longest a scenario may delay a step of a group after the group's
+/// first (one second: a race a soak sees is sub-millisecond; a replay must
+/// not be made to wait by a file).
+pub const STAGGER_US_MAX: u64 = 1_000_000;
 
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +109,7 @@ struct Raw {
     expect: Spanned<String>,
     clause: Option<Spanned<String>>,
     steps: Spanned<Vec<Spanned<String>>>,
+    stagger_us: Option<Spanned<Vec<Vec<u64>>>>,
 }
 
 /// The message with control characters escaped: a TOML string can hold a
@@ -192,7 +203,7 @@ impl Scenario {
             error(
                 offset,
                 format!(
-                    "{message} (expected keys: format, description, target, binding, faults, seed, expect, clause, steps)"
+                    "{message} (expected keys: format, description, target, binding, faults, seed, expect, clause, steps, stagger_us)"
                 ),
             )
         })?;
@@ -299,6 +310,51 @@ impl Scenario {
                 ),
             ));
         }
+        let stagger_us = match raw.stagger_us {
+            None => Vec::new(),
+            Some(stagger) => {
+                let at = stagger.span().start;
+                let stagger = stagger.into_inner();
+                let concurrent: Vec<usize> = groups.iter().copied().filter(|n| *n > 1).collect();
+                if stagger.len() != concurrent.len() {
+                    return Err(error(
+                        at,
+                        format!(
+                            "`stagger_us` has {} entries, but the steps have {} lines of steps sent together (`&`); \
+                             give one list per such line, or drop the key",
+                            stagger.len(),
+                            concurrent.len()
+                        ),
+                    ));
+                }
+                for (n, (offsets, size)) in stagger.iter().zip(&concurrent).enumerate() {
+                    if offsets.len() != *size {
+                        return Err(error(
+                            at,
+                            format!(
+                                "`stagger_us` entry {} has {} offsets for a line of {size} steps; give one per step",
+                                n + 1,
+                                offsets.len()
+                            ),
+                        ));
+                    }
+                    if let Some(over) = offsets.iter().find(|o| **o > STAGGER_US_MAX) {
+                        return Err(error(
+                            at,
+                            format!(
+                                "`stagger_us` entry {}: {over} us is over the limit of {STAGGER_US_MAX} us",
+                                n + 1
+                            ),
+                        ));
+                    }
+                }
+                if stagger.iter().flatten().all(|o| *o == 0) {
+                    Vec::new()
+                } else {
+                    stagger
+                }
+            }
+        };
         Ok(Scenario {
             description: raw.description,
             target,
@@ -308,6 +364,7 @@ impl Scenario {
             expect,
             steps,
             groups,
+            stagger_us,
         })
     }
 
@@ -365,6 +422,21 @@ impl Scenario {
             let _ = writeln!(out, "  {},", quote(&line.join(" & ")));
         }
         out.push_str("]\n");
+        if !self.stagger_us.is_empty() {
+            out.push_str(
+                "# When each step of a line sent together was sent in the run that found it,\n\
+                 # in microseconds after the line's first; replay keeps that order and spacing.\n",
+            );
+            let lines: Vec<String> = self
+                .stagger_us
+                .iter()
+                .map(|offsets| {
+                    let offsets: Vec<String> = offsets.iter().map(u64::to_string).collect();
+                    format!("[{}]", offsets.join(", "))
+                })
+                .collect();
+            let _ = writeln!(out, "stagger_us = [{}]", lines.join(", "));
+        }
         out
     }
 }
@@ -423,6 +495,55 @@ mod tests {
             let err = Scenario::parse(Path::new("g.toml"), &text).unwrap_err();
             assert_eq!(err.line, 5, "{err}");
             assert!(err.to_string().contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_recorded_stagger_round_trips_and_is_bounded() {
+        // Goal: `stagger_us` (when each step of a `&` line was sent) reads
+        // back as written, is optional, and a file cannot make replay wait
+        // long or give offsets for lines that do not exist.
+        // Method: a two-group file with a stagger, written and read back;
+        // then each bad stagger, which must be a one-line error naming it.
+        let steps = "steps = [\n  \"P1 register & P2 register\",\n  \"P1 book A1 at d1-09h\",\n  \
+                     \"P1 book A2 at d1-10h & P2 book A3 at d1-10h\",\n]\n";
+        let head = "format = 1\ntarget = \"embedded\"\nexpect = \"pass\"\n";
+        let text = format!("{head}{steps}stagger_us = [[0, 120], [35, 0]]\n");
+        let scenario = Scenario::parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(scenario.stagger_us, vec![vec![0, 120], vec![35, 0]]);
+        let written = scenario.to_toml(None);
+        assert!(
+            written.contains("stagger_us = [[0, 120], [35, 0]]"),
+            "{written}"
+        );
+        assert_eq!(
+            Scenario::parse(Path::new("s.toml"), &written).unwrap(),
+            scenario
+        );
+        // All at once is the same as no stagger, and writes none.
+        let zero = format!("{head}{steps}stagger_us = [[0, 0], [0, 0]]\n");
+        let zero = Scenario::parse(Path::new("s.toml"), &zero).unwrap();
+        assert!(zero.stagger_us.is_empty());
+        assert!(!zero.to_toml(None).contains("stagger_us"));
+
+        for (bad, needle) in [
+            ("[[0, 120]]", "has 1 entries, but the steps have 2 lines"),
+            (
+                "[[0, 120], [0]]",
+                "entry 2 has 1 offsets for a line of 2 steps",
+            ),
+            (
+                "[[0, 1000001], [0, 0]]",
+                "1000001 us is over the limit of 1000000 us",
+            ),
+            ("[[0, -1], [0, 0]]", "stagger_us"),
+            ("\"soon\"", "stagger_us"),
+        ] {
+            let text = format!("{head}{steps}stagger_us = {bad}\n");
+            let err = Scenario::parse(Path::new("s.toml"), &text).unwrap_err();
+            let shown = err.to_string();
+            assert!(shown.contains(needle), "{bad}: {shown}");
+            assert!(!shown.contains('\n'), "{bad}: {shown}");
         }
     }
 

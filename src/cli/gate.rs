@@ -205,6 +205,7 @@ pub(super) fn gate(args: GateArgs) -> Result<u8, Failure> {
             expect: Expect::Violation(clause),
             steps: finding.steps.clone(),
             groups: Vec::new(),
+            stagger_us: Vec::new(),
         };
         let path = args.out.join(scenario_file_name(&spec, &faults, seed.seed));
         let shown = path.display().to_string();

@@ -117,6 +117,7 @@ pub(super) fn run(args: RunArgs, process_start: std::time::Instant) -> Result<u8
             expect: Expect::Violation(clause),
             steps: finding.steps.clone(),
             groups: Vec::new(),
+            stagger_us: Vec::new(),
         };
         let path = args
             .out

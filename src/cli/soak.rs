@@ -242,16 +242,49 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
             else {
                 continue;
             };
-            let stop = interrupted();
-            let replay = crate::runner::replay(&target, &scenario, REPRODUCTION_REPEATS);
-            let report = rt.block_on(async {
-                tokio::select! {
-                    report = replay => Some(report),
-                    () = stop => None,
+            // The scenario as written first; then, while it does not
+            // reproduce every time, each other pairing of its race's steps.
+            // The best replaces the file (a tie keeps the first).
+            let candidates = std::iter::once(scenario).chain(d.alternatives.iter().cloned());
+            let mut best: Option<(usize, usize)> = None;
+            let mut interrupted_now = false;
+            for (n, candidate) in candidates.enumerate() {
+                if best.is_some_and(|(hit, of)| hit == of && of > 0) {
+                    break;
                 }
-            });
-            let Some(report) = report else { break };
-            d.reproduced = Some((report.reproducing(scenario.expect), report.decided()));
+                let stop = interrupted();
+                let replay = crate::runner::replay(&target, &candidate, REPRODUCTION_REPEATS);
+                let report = rt.block_on(async {
+                    tokio::select! {
+                        report = replay => Some(report),
+                        () = stop => None,
+                    }
+                });
+                let Some(report) = report else {
+                    interrupted_now = true;
+                    break;
+                };
+                let rate = (report.reproducing(candidate.expect), report.decided());
+                let better = match best {
+                    None => true,
+                    // hit/of > best_hit/best_of, without division.
+                    Some((hit, of)) => rate.1 > 0 && (of == 0 || rate.0 * of > hit * rate.1),
+                };
+                if better {
+                    if n > 0
+                        && let Some(path) = &d.scenario
+                        && let Err(error) = soaking::write_scenario(path, &candidate)
+                    {
+                        eprintln!("error: could not write {}: {error}", path.display());
+                        continue;
+                    }
+                    best = Some(rate);
+                }
+            }
+            d.reproduced = best;
+            if interrupted_now {
+                break;
+            }
         }
     }
     rt.block_on(target.shutdown());

@@ -502,6 +502,21 @@ pub async fn execute<D: Driver>(
     run
 }
 
+/// Wait until `deadline` to the microsecond: tokio's timer sleeps most of the
+/// way (it has millisecond granularity), then the task yields until the
+/// moment, so the other steps of its group keep running meanwhile.
+async fn wait_until(deadline: std::time::Instant) {
+    const SPIN: std::time::Duration = std::time::Duration::from_millis(2);
+    if let Some(left) = deadline.checked_duration_since(std::time::Instant::now())
+        && left > SPIN
+    {
+        tokio::time::sleep(left - SPIN).await;
+    }
+    while std::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Run a scenario's steps group by group: the steps of a group are sent
 /// together, concurrently (one driver per patient, sharing one recording
 /// book), and judged once all of them have been answered.
@@ -509,6 +524,12 @@ pub async fn execute<D: Driver>(
 /// An id a step saw before the step that creates it was answered is not a
 /// phantom: every observation's unknown ids are resolved again once the whole
 /// group is in, and only ids still unknown count as phantoms.
+///
+/// `stagger_us` keeps an interleaving: for each group of more than one
+/// step, in order, when each step is sent, in microseconds after the group's
+/// first (empty: all at once). The spacing is kept to the microsecond (a
+/// sleep for most of it, then yielding until the moment), since a race's
+/// window is often shorter than the timer's millisecond.
 ///
 /// On a shared target every patient's driver cleans up afterwards, by the
 /// same rule as a sequential case ([`Driver::clean_up`]); a clean-up that
@@ -519,10 +540,20 @@ pub async fn execute_grouped(
     canaries: &Canaries,
     steps: &[Step],
     groups: &[usize],
+    stagger_us: &[Vec<u64>],
 ) -> CaseRun {
     let book = RecordingBook::new();
     let mut drivers: HashMap<PatientId, BindingDriver> = HashMap::new();
-    let mut run = execute_groups(case, &book, &mut drivers, limits, canaries, steps, groups).await;
+    let mut run = execute_groups(
+        case,
+        &book,
+        &mut drivers,
+        limits,
+        canaries,
+        steps,
+        (groups, stagger_us),
+    )
+    .await;
     if case.is_shared() {
         let mut patients: Vec<PatientId> = drivers.keys().copied().collect();
         patients.sort();
@@ -550,9 +581,10 @@ async fn execute_groups(
     limits: Limits,
     canaries: &Canaries,
     steps: &[Step],
-    groups: &[usize],
+    (groups, stagger_us): (&[usize], &[Vec<u64>]),
 ) -> CaseRun {
     let mut state = State::new(limits);
+    let mut staggers = stagger_us.iter();
     let mut run = CaseRun {
         end: CaseEnd::Passed,
         steps_run: 0,
@@ -579,11 +611,21 @@ async fn execute_groups(
                 (start + i + 1, step, driver)
             })
             .collect();
-        let results = futures::future::join_all(
-            taken
-                .iter_mut()
-                .map(|(_, step, driver)| async move { driver.perform(step).await }),
-        )
+        let offsets: &[u64] = if size > 1 {
+            staggers.next().map_or(&[], Vec::as_slice)
+        } else {
+            &[]
+        };
+        let began = std::time::Instant::now();
+        let results = futures::future::join_all(taken.iter_mut().enumerate().map(
+            |(i, (_, step, driver))| {
+                let offset = offsets.get(i).copied().unwrap_or(0);
+                async move {
+                    wait_until(began + std::time::Duration::from_micros(offset)).await;
+                    driver.perform(step).await
+                }
+            },
+        ))
         .await;
         let mut after = state.clone();
         for step in group {
@@ -647,4 +689,21 @@ async fn execute_groups(
         start += size;
     }
     run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_staggered_step_is_never_sent_before_its_moment() {
+        // Goal: replay keeps a recorded interleaving: a step given an offset
+        // waits at least that long, including offsets below the timer's
+        // millisecond and above it.
+        for micros in [0, 1, 50, 700, 2_500] {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_micros(micros);
+            wait_until(deadline).await;
+            assert!(std::time::Instant::now() >= deadline, "{micros} us");
+        }
+    }
 }

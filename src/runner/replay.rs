@@ -1,7 +1,9 @@
 //! `replay`: run a scenario's steps as written, `repeat` times, and say whether
 //! its violation REPRODUCED, was FLAKY or is FIXED. Steps a scenario groups
 //! together (`&`) are sent concurrently, so a race found by a soak replays as a
-//! race: its reproduction rate is what `--repeat` measures.
+//! race: its reproduction rate is what `--repeat` measures. A soak's scenario
+//! also records when each step of a group was sent (`stagger_us`); the first
+//! repeat keeps that spacing, later ones jitter around it.
 
 use super::check::run_case;
 use super::execute::{CaseEnd, CaseRun, execute_grouped};
@@ -120,9 +122,10 @@ pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> Replay
     };
     let limits = model::limits_for(target.binding().caps, &scenario.steps);
     let mut runs = Vec::new();
-    for _ in 0..repeat.max(1) {
+    for attempt in 0..repeat.max(1) {
         let run = if scenario.is_concurrent() {
-            run_grouped(target, limits, &scenario.steps, &scenario.groups).await
+            let stagger = jittered(&scenario.stagger_us, attempt);
+            run_grouped(target, limits, &scenario.steps, &scenario.groups, &stagger).await
         } else {
             run_case(target, limits, &scenario.steps, None).await
         };
@@ -135,12 +138,30 @@ pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> Replay
     ReplayReport { runs }
 }
 
+/// How a repeat scales a scenario's recorded stagger, in percent, repeat `k`
+/// taking entry `k % len`: the first replay keeps the interleaving exactly as
+/// the soak saw it; later ones jitter around it (closer together, further
+/// apart, all at once), since the same spacing does not give the same
+/// interleaving every time on a loaded machine.
+pub const STAGGER_JITTER_PERCENT: [u64; 7] = [100, 50, 150, 0, 200, 75, 125];
+
+/// The stagger of repeat `attempt` (from 0): `stagger_us` scaled by
+/// [`STAGGER_JITTER_PERCENT`].
+pub fn jittered(stagger_us: &[Vec<u64>], attempt: u32) -> Vec<Vec<u64>> {
+    let percent = STAGGER_JITTER_PERCENT[attempt as usize % STAGGER_JITTER_PERCENT.len()];
+    stagger_us
+        .iter()
+        .map(|offsets| offsets.iter().map(|o| o * percent / 100).collect())
+        .collect()
+}
+
 /// Run steps sent in groups (see [`execute_grouped`]) against a fresh service.
 pub async fn run_grouped(
     target: &Target,
     limits: Limits,
     steps: &[Step],
     groups: &[usize],
+    stagger_us: &[Vec<u64>],
 ) -> CaseRun {
     let case = match target.open_case().await {
         Ok(case) => case,
@@ -149,7 +170,28 @@ pub async fn run_grouped(
         }
     };
     let canaries = Canaries::for_case(limits.patients_max, case.tag());
-    let run = execute_grouped(&case, limits, &canaries, steps, groups).await;
+    let run = execute_grouped(&case, limits, &canaries, steps, groups, stagger_us).await;
     case.close().await;
     run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_repeat_keeps_the_recorded_stagger_and_later_ones_jitter_around_it() {
+        // Goal: replay's first run sends a group as the soak did; the next
+        // ones scale the spacing (closer, further, all at once) in a fixed
+        // cycle, so a repeat count covers the same spacings every time.
+        let recorded = vec![vec![0, 200], vec![40, 0, 100]];
+        assert_eq!(jittered(&recorded, 0), recorded);
+        assert_eq!(jittered(&recorded, 1), vec![vec![0, 100], vec![20, 0, 50]]);
+        assert_eq!(jittered(&recorded, 2), vec![vec![0, 300], vec![60, 0, 150]]);
+        assert_eq!(jittered(&recorded, 3), vec![vec![0, 0], vec![0, 0, 0]]);
+        assert_eq!(jittered(&recorded, 4), vec![vec![0, 400], vec![80, 0, 200]]);
+        let cycle = STAGGER_JITTER_PERCENT.len() as u32;
+        assert_eq!(jittered(&recorded, cycle), recorded);
+        assert!(jittered(&[], 5).is_empty());
+    }
 }

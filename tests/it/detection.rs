@@ -133,6 +133,7 @@ pub fn detects_through(
             expect: Expect::Violation(clause),
             steps: finding.steps.clone(),
             groups: Vec::new(),
+            stagger_us: Vec::new(),
         };
         let text = scenario.to_toml(None);
         let read = parse(&text);
@@ -297,6 +298,7 @@ fn the_same_seed_finds_the_same_minimal_scenario() {
                 expect: Expect::Violation(Clause::Ownership),
                 steps: finding.steps,
                 groups: Vec::new(),
+                stagger_us: Vec::new(),
             }
             .to_toml(None)
         })

@@ -18,6 +18,7 @@
 use std::collections::BTreeSet;
 
 use crate::model::{self, Limits, PatientId, RecordingId, State, Step, ViewName};
+use crate::scenario::STAGGER_US_MAX;
 
 // Two involved patients (the usual case: the observer and the owner of what
 // leaked) are aligned optimally; more are grouped greedily.
@@ -71,6 +72,9 @@ pub struct Built {
     pub steps: Vec<Step>,
     /// Sizes of consecutive groups sent together.
     pub groups: Vec<usize>,
+    /// For each group of more than one step, when each step was sent, in
+    /// microseconds after the group's first (empty when all were at once).
+    pub stagger_us: Vec<Vec<u64>>,
     /// `+12.345 ms .. +13.002 ms  P1 upgrade C1 -> R3` for each step, in the
     /// scenario's aliases, then which soak patient each scenario patient was.
     pub history: Vec<String>,
@@ -123,7 +127,20 @@ fn valid(groups: &[Vec<Event>]) -> bool {
 /// takes the one sent first alone, maximising the total overlap of pairs.
 /// (Greedy grouping by send time would pair a step with whatever happened to
 /// be in flight first and miss the overlap that mattered.)
-fn align(a: &[Event], b: &[Event], key: Option<RecordingId>) -> Vec<Vec<Event>> {
+///
+/// `choice` 0 pairs the key step with the partner rule below; `choice` k > 0
+/// pairs it instead with the k-th other candidate (the other patient's steps
+/// sent while the key step was in flight or within as long again after it,
+/// nearest first), for [`alternatives`]: a barrier between groups cannot
+/// express a request in flight across several of the other patient's, so
+/// which pairing replays the race best is measured, not guessed. `None` when
+/// there is no such candidate.
+fn align(
+    a: &[Event],
+    b: &[Event],
+    key: Option<RecordingId>,
+    choice: usize,
+) -> Option<Vec<Vec<Event>>> {
     let (n, m) = (a.len(), b.len());
     let creates_key = |e: &Event| match e.step {
         Step::StartCall { recording, .. } | Step::Upgrade { recording, .. } => {
@@ -151,24 +168,48 @@ fn align(a: &[Event], b: &[Event], key: Option<RecordingId>) -> Vec<Vec<Event>> 
                 .map(|(i, _)| i)
         })
     };
+    // The alternatives to the partner rule, nearest in send time first.
+    let candidate = |key: &Event, others: &[Event], default: Option<usize>| -> Option<usize> {
+        let reach = key.answered_us + (key.answered_us.saturating_sub(key.sent_us));
+        let mut near: Vec<usize> = (0..others.len())
+            .filter(|o| Some(*o) != default)
+            .filter(|o| others[*o].answered_us >= key.sent_us && others[*o].sent_us <= reach)
+            .collect();
+        near.sort_by_key(|o| others[*o].sent_us.abs_diff(key.sent_us));
+        near.get(choice - 1).copied()
+    };
+    let pick = |key: &Event, others: &[Event]| -> Option<usize> {
+        let default = partner(key, others);
+        if choice == 0 {
+            default
+        } else {
+            candidate(key, others, default)
+        }
+    };
     let key_pair: Option<(usize, usize)> = a
         .iter()
         .position(creates_key)
-        .and_then(|i| partner(&a[i], b).map(|j| (i, j)))
+        .and_then(|i| pick(&a[i], b).map(|j| (i, j)))
         .or_else(|| {
             b.iter()
                 .position(creates_key)
-                .and_then(|j| partner(&b[j], a).map(|i| (i, j)))
+                .and_then(|j| pick(&b[j], a).map(|i| (i, j)))
         });
+    if choice > 0 && key_pair.is_none() {
+        return None;
+    }
     // The key pair outweighs every other overlap together.
     let overlap = |i: usize, j: usize| {
         let o = overlap(&a[i], &b[j]);
         if key_pair == Some((i, j)) {
-            o + (1 << 40)
+            // An alternative partner may have been sent just after the key
+            // step was answered: paired all the same.
+            o.max(1) + (1 << 40)
         } else {
             o
         }
     };
+    let free = choice > 0;
     // best[i][j]: the most overlap from a[i..], b[j..].
     let mut best = vec![vec![0u64; m + 1]; n + 1];
     for i in (0..=n).rev() {
@@ -182,9 +223,12 @@ fn align(a: &[Event], b: &[Event], key: Option<RecordingId>) -> Vec<Vec<Event>> 
                 if o > 0 {
                     score = score.max(o + best[i + 1][j + 1]);
                 }
-                if a[i].sent_us <= b[j].sent_us {
+                // In send order; an alternative pairing may also send a
+                // step before another sent earlier, to reach its pair.
+                if free || a[i].sent_us <= b[j].sent_us {
                     score = score.max(best[i + 1][j]);
-                } else {
+                }
+                if free || a[i].sent_us > b[j].sent_us {
                     score = score.max(best[i][j + 1]);
                 }
             } else if i < n {
@@ -200,13 +244,30 @@ fn align(a: &[Event], b: &[Event], key: Option<RecordingId>) -> Vec<Vec<Event>> 
     while i < n || j < m {
         if i < n && j < m {
             let o = overlap(i, j);
+            let a_first = a[i].sent_us <= b[j].sent_us;
             if o > 0 && best[i][j] == o + best[i + 1][j + 1] {
                 let mut pair = vec![a[i].clone(), b[j].clone()];
                 pair.sort_by_key(|e| e.sent_us);
                 groups.push(pair);
                 i += 1;
                 j += 1;
-            } else if a[i].sent_us <= b[j].sent_us {
+            } else if free
+                && best[i][j]
+                    != (if a_first {
+                        best[i + 1][j]
+                    } else {
+                        best[i][j + 1]
+                    })
+            {
+                // Out of send order, as the optimum needs.
+                if a_first {
+                    groups.push(vec![b[j].clone()]);
+                    j += 1;
+                } else {
+                    groups.push(vec![a[i].clone()]);
+                    i += 1;
+                }
+            } else if a_first {
                 groups.push(vec![a[i].clone()]);
                 i += 1;
             } else {
@@ -221,7 +282,7 @@ fn align(a: &[Event], b: &[Event], key: Option<RecordingId>) -> Vec<Vec<Event>> 
             j += 1;
         }
     }
-    groups
+    Some(groups)
 }
 
 /// Any number of patients: group overlapping requests of different patients
@@ -276,6 +337,52 @@ pub fn build(
     index: usize,
     key: Option<RecordingId>,
 ) -> Option<Built> {
+    build_with(events, observer, index, key, 0)
+}
+
+/// Most alternative scenarios [`alternatives`] builds for one finding.
+pub const ALTERNATIVES_MAX: usize = 3;
+
+/// Other scenarios for the same finding, each pairing the key step with
+/// another of the other patient's steps near it (see [`align`]), distinct
+/// from [`build`]'s and from each other, at most [`ALTERNATIVES_MAX`]; empty
+/// unless two patients are involved and there is a key step. A soak replays
+/// them after the run and keeps whichever reproduces most often.
+pub fn alternatives(
+    events: &[Event],
+    observer: PatientId,
+    index: usize,
+    key: Option<RecordingId>,
+) -> Vec<Built> {
+    let mut seen: Vec<(Vec<Step>, Vec<usize>)> = Vec::new();
+    if let Some(first) = build_with(events.to_vec(), observer, index, key, 0) {
+        seen.push((first.steps, first.groups));
+    }
+    let mut out = Vec::new();
+    for choice in 1..=ALTERNATIVES_MAX * 2 {
+        if out.len() >= ALTERNATIVES_MAX || key.is_none() {
+            break;
+        }
+        let Some(built) = build_with(events.to_vec(), observer, index, key, choice) else {
+            continue;
+        };
+        let shape = (built.steps.clone(), built.groups.clone());
+        if !seen.contains(&shape) {
+            seen.push(shape);
+            out.push(built);
+        }
+    }
+    out
+}
+
+/// [`build`] with the key step's partner chosen by `choice` (see [`align`]).
+fn build_with(
+    events: Vec<Event>,
+    observer: PatientId,
+    index: usize,
+    key: Option<RecordingId>,
+    choice: usize,
+) -> Option<Built> {
     let mine: Vec<&Event> = events
         .iter()
         .filter(|e| e.step.patient() == observer)
@@ -304,8 +411,13 @@ pub fn build(
                     .cloned()
                     .collect()
             };
-            Some(align(&of(*a), &of(*b), key)).filter(|g| valid(g))
+            let aligned = align(&of(*a), &of(*b), key, choice).filter(|g| valid(g));
+            if choice > 0 && aligned.is_none() {
+                return None;
+            }
+            aligned
         }
+        _ if choice > 0 => return None,
         _ => None,
     };
     let groups = match groups {
@@ -364,6 +476,7 @@ pub fn build(
     {
         return None;
     }
+    let stagger_us = stagger(&groups);
     let mut history: Vec<String> = groups
         .iter()
         .flatten()
@@ -391,8 +504,31 @@ pub fn build(
     Some(Built {
         steps: renumbered,
         groups: sizes,
+        stagger_us,
         history,
     })
+}
+
+/// When each step of every group of more than one was sent, after the
+/// group's first (capped at [`STAGGER_US_MAX`]); empty when every such group
+/// was sent at once. This is the interleaving replay keeps.
+fn stagger(groups: &[Vec<Event>]) -> Vec<Vec<u64>> {
+    let stagger: Vec<Vec<u64>> = groups
+        .iter()
+        .filter(|group| group.len() > 1)
+        .map(|group| {
+            let first = group.iter().map(|e| e.sent_us).min().unwrap_or(0);
+            group
+                .iter()
+                .map(|e| (e.sent_us - first).min(STAGGER_US_MAX))
+                .collect()
+        })
+        .collect();
+    if stagger.iter().flatten().all(|o| *o == 0) {
+        Vec::new()
+    } else {
+        stagger
+    }
 }
 
 #[cfg(test)]
@@ -458,6 +594,9 @@ mod tests {
         assert!(!lines.contains(&"P2 view history page=1 per-page=10".to_string()));
         assert_eq!(lines[9], "P2 view history page=1 per-page=100");
         assert!(built.history.last().unwrap().contains("P1 = soak P9"));
+        // The interleaving is kept: P4 registered 5 us after P9, and its
+        // upgrade went 10 us after P9's.
+        assert_eq!(built.stagger_us, vec![vec![0, 5], vec![0, 10]]);
 
         // A chain: P9's start-call overlaps P4's upgrade a little, P9's
         // upgrade overlaps it more; the upgrades must be the pair.
@@ -479,5 +618,59 @@ mod tests {
                 .any(|l| l.contains("upgrade") && l.contains(" & ")),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn alternatives_pair_the_key_step_with_each_nearby_step_of_the_other_patient() {
+        // Goal: a request in flight across several of the other patient's
+        // cannot be one barrier group, so the soak gets other pairings to
+        // measure: P9's long upgrade (which made the leaked R10) overlapped
+        // P4's start-call, and P4's upgrade went just after it was answered.
+        // Method: the default pairs the upgrade with the start-call (sent
+        // while it was in flight); an alternative pairs the two upgrades;
+        // every alternative is valid, distinct, and within the bound.
+        let events = vec![
+            event("P9 register", 0, 10),
+            event("P4 register", 5, 12),
+            event("P9 book A1 at d1-09h", 20, 30),
+            event("P4 book A2 at d1-09h", 25, 35),
+            event("P9 start-call A1 -> C1 R1", 40, 50),
+            event("P9 upgrade C1 -> R10", 60, 200),
+            event("P4 start-call A2 -> C2 R2", 100, 150),
+            event("P4 upgrade C2 -> R3", 210, 260),
+            event("P4 view-history page=1 per-page=10", 300, 310),
+        ];
+        let key = Some(RecordingId(10));
+        let first = build(events.clone(), PatientId(4), 5, key).expect("a scenario");
+        let lines = Scenario::to_lines(&first);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("upgrade") && l.contains("start-call") && l.contains(" & ")),
+            "{lines:?}"
+        );
+        let others = alternatives(&events, PatientId(4), 5, key);
+        assert!(!others.is_empty() && others.len() <= ALTERNATIVES_MAX);
+        let paired_upgrades = others.iter().any(|built| {
+            Scenario::to_lines(built)
+                .iter()
+                .any(|l| l.matches("upgrade").count() == 2 && l.contains(" & "))
+        });
+        assert!(
+            paired_upgrades,
+            "{:?}",
+            others.iter().map(Scenario::to_lines).collect::<Vec<_>>()
+        );
+        for built in &others {
+            assert_ne!((&built.steps, &built.groups), (&first.steps, &first.groups));
+            let caps = model::caps_for(&built.steps);
+            let limits = model::limits_for(caps, &built.steps);
+            assert_eq!(
+                model::first_invalid_grouped(limits, &built.steps, &built.groups),
+                None
+            );
+        }
+        // No key recording (a finding about a total, say): nothing to pair.
+        assert!(alternatives(&events, PatientId(4), 5, None).is_empty());
     }
 }

@@ -25,7 +25,7 @@ mod history;
 mod journal;
 mod walker;
 
-pub use history::{Built, Event, SlotLog, build};
+pub use history::{ALTERNATIVES_MAX, Built, Event, SlotLog, alternatives, build};
 pub use journal::Journal;
 pub use walker::{Aliases, Mix, RECORDINGS_PER_PATIENT_MAX, Walker};
 
@@ -166,9 +166,20 @@ pub struct DistinctFinding {
     pub first_at_ms: u64,
     /// The first scenario file written for this signature, if any.
     pub scenario: Option<PathBuf>,
+    /// Other scenarios for the same finding (other pairings of a race's
+    /// steps, see [`alternatives`]): if one replays more often than
+    /// `scenario`, it replaces it in the file after the soak.
+    pub alternatives: Vec<Scenario>,
     /// How many of the replays of `scenario` reproduced it, out of how many
     /// reached a verdict (measured after the soak, on the same target).
     pub reproduced: Option<(usize, usize)>,
+}
+
+/// Write `scenario` to `path` atomically, with the command that replays it.
+pub fn write_scenario(path: &Path, scenario: &Scenario) -> std::io::Result<()> {
+    let repeat = if scenario.is_concurrent() { 20 } else { 1 };
+    let hint = format!("chaperone replay {} --repeat {repeat}", path.display());
+    crate::report::write_atomic(path, scenario.to_toml(Some(&hint)))
 }
 
 /// Latency percentiles of one action, in milliseconds.
@@ -589,10 +600,10 @@ impl Shared {
             let fresh = !stats.distinct.contains_key(&signature);
             (fresh || stats.scenarios < 3) && stats.scenarios < self.config.scenarios_max
         };
-        let (scenario, history) = if wants_scenario {
+        let (scenario, history, others) = if wants_scenario {
             self.scenario_for(&violation, slot)
         } else {
-            (None, Vec::new())
+            (None, Vec::new(), Vec::new())
         };
         let text = violation.to_string();
         let line = json!({
@@ -636,11 +647,13 @@ impl Shared {
                 first: text.clone(),
                 first_at_ms: at_ms,
                 scenario: None,
+                alternatives: Vec::new(),
                 reproduced: None,
             });
         entry.count += 1;
         if entry.scenario.is_none() {
             entry.scenario = scenario.clone();
+            entry.alternatives = others;
         }
         if stats.findings.len() < self.config.findings_kept_max {
             stats.findings.push(FindingRecord {
@@ -653,7 +666,11 @@ impl Shared {
         }
     }
 
-    fn scenario_for(&self, violation: &Violation, slot: usize) -> (Option<PathBuf>, Vec<String>) {
+    fn scenario_for(
+        &self,
+        violation: &Violation,
+        slot: usize,
+    ) -> (Option<PathBuf>, Vec<String>, Vec<Scenario>) {
         let mut involved: BTreeSet<PatientId> = BTreeSet::new();
         involved.insert(violation.patient);
         match &violation.finding {
@@ -726,8 +743,9 @@ impl Shared {
             } => Some(*r),
             _ => None,
         };
+        let others = alternatives(&events, violation.patient, violation.step, key);
         let Some(built) = build(events, violation.patient, violation.step, key) else {
-            return (None, Vec::new());
+            return (None, Vec::new(), Vec::new());
         };
         let n = {
             let mut stats = lock(&self.stats);
@@ -749,7 +767,7 @@ impl Shared {
             .report_dir
             .join("scenarios")
             .join(format!("{label}-soak-seed-{}-{n}.toml", self.config.seed));
-        let scenario = Scenario {
+        let scenario_of = |built: Built| Scenario {
             description: Some(format!(
                 "found by soak (seed {}): {}",
                 self.config.seed, violation.clause
@@ -761,16 +779,18 @@ impl Shared {
             expect: Expect::Violation(violation.clause),
             steps: built.steps,
             groups: built.groups,
+            stagger_us: built.stagger_us,
         };
-        let repeat = if scenario.is_concurrent() { 20 } else { 1 };
-        let hint = format!("chaperone replay {} --repeat {repeat}", path.display());
+        let history = built.history.clone();
+        let scenario = scenario_of(built);
+        let others: Vec<Scenario> = others.into_iter().map(scenario_of).collect();
         let written = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
-            .and_then(|()| crate::report::write_atomic(&path, scenario.to_toml(Some(&hint))));
+            .and_then(|()| write_scenario(&path, &scenario));
         match written {
-            Ok(()) => (Some(path), built.history),
+            Ok(()) => (Some(path), history, others),
             Err(error) => {
                 eprintln!("error: could not write {}: {error}", path.display());
-                (None, built.history)
+                (None, history, Vec::new())
             }
         }
     }
