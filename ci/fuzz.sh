@@ -112,7 +112,8 @@ find_fault() {
         return 1
     fi
     runs="$(grep -Eo '^#[0-9]+' "$log" | tail -n 1 | tr -d '#' || true)"
-    echo "$fault: found after about ${runs:-0} runs (0: a seed itself): $(grep -m1 -o 'privacy violation at step [0-9]*[^;]*' "$log")"
+    if [[ -n "$runs" ]]; then runs="after about $runs runs"; else runs="by a seed input itself"; fi
+    echo "$fault: found $runs: $(grep -m1 -o 'privacy violation at step [0-9]*[^;]*' "$log")"
     # The release binary: CI built it for the gate already, so no third build tree.
     cargo run --release --locked --quiet -- import-fuzz "$artifact" --fault "$fault" --out "$work/found-$fault.toml"
     set +e

@@ -14,6 +14,8 @@
 # ones ci/fuzz.sh uses: -len_control=100 -entropic=0). FLOWS_SEEDS: the seed
 # corpus directory (default fuzz/corpus/flows; a directory holding only
 # `P1 register`, the bytes 0 0 0, shows the search from nothing).
+# FLOWS_FAULTS: the faults, space-separated, instead of the scenarios' (with
+# CHAPERONE_FUZZ_BINDING=bindings/clinic-fhir.toml: the FHIR-only ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $# -lt 1 || ! -x "$1" ]]; then
@@ -28,8 +30,8 @@ corpus="${FLOWS_SEEDS:-fuzz/corpus/flows}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-faults=()
-for file in scenarios/*.toml; do
+read -r -a faults <<<"${FLOWS_FAULTS:-}"
+[[ ${#faults[@]} -gt 0 ]] || for file in scenarios/*.toml; do
     grep -q ' & ' "$file" && continue
     line="$(grep -E '^faults = \[".+"\]' "$file" || true)"
     [[ -n "$line" ]] || continue

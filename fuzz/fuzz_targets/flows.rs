@@ -2,6 +2,9 @@
 //! into a valid sequence of patient steps, run against the reference clinic
 //! in-process through the same driver, model and oracles as `chaperone run`.
 //!
+//! `CHAPERONE_FUZZ_BINDING=bindings/clinic-fhir.toml` drives the clinic's
+//! FHIR face instead of `/v1` (and reaches the FHIR-only faults).
+//!
 //! Property: the clinic keeps the privacy property. With no fault planted
 //! (`CHAPERONE_FUZZ_FAULTS` unset) any violation, divergence from the model
 //! or clinic failure is a crash; with faults planted, any privacy violation
@@ -24,10 +27,18 @@ use libfuzzer_sys::{fuzz_crossover, fuzz_mutator, fuzz_target};
 /// The binding the flows go through, compiled into the target.
 const BINDING: &str = include_str!("../../bindings/clinic.toml");
 
+/// Another binding file of the same service to go through instead (the
+/// clinic's FHIR face: `bindings/clinic-fhir.toml`), read at start-up.
+const BINDING_ENV: &str = "CHAPERONE_FUZZ_BINDING";
+
 /// One service per fuzzing process, reset before every run.
 static FLOWS: LazyLock<Mutex<Flows<Clinic>>> = LazyLock::new(|| {
-    let binding = Binding::parse(BINDING, "bindings/clinic.toml").unwrap_or_else(|error| {
-        eprintln!("error: {error}");
+    let binding = match std::env::var_os(BINDING_ENV) {
+        Some(path) => Binding::load(std::path::Path::new(&path)),
+        None => Binding::parse(BINDING, "bindings/clinic.toml"),
+    }
+    .unwrap_or_else(|error| {
+        eprintln!("error: {BINDING_ENV}: {error}");
         std::process::exit(2);
     });
     let faults = faults_from_env();

@@ -346,4 +346,47 @@ mod tests {
         }
         assert!(failed >= 10, "the inputs must include failures: {failed}");
     }
+
+    #[test]
+    fn flows_reaches_the_fhir_only_faults_through_the_fhir_binding() {
+        // Goal: `Flows` takes any binding of an in-process service: through
+        // `bindings/clinic-fhir.toml` (what CHAPERONE_FUZZ_BINDING selects)
+        // it reaches the faults only the FHIR face has.
+        // Method: every scenario under scenarios/fhir/ that plants faults,
+        // encoded under the FHIR binding's limits: a failure with its fault,
+        // a pass on the clean clinic.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let binding = Binding::load(&root.join("bindings/clinic-fhir.toml")).unwrap();
+        let mut fhir_only = FaultSet::default();
+        for entry in std::fs::read_dir(root.join("scenarios/fhir")).unwrap() {
+            let path = entry.unwrap().path();
+            let scenario = chaperone::scenario::Scenario::read(&path).unwrap();
+            if scenario.faults.is_empty() || scenario.is_concurrent() {
+                continue;
+            }
+            let mut faulty = Flows::new(
+                Clinic::new(&scenario.faults),
+                binding.clone(),
+                Expect::Faulty,
+            );
+            let bytes = model::encode(&scenario.steps, faulty.limits())
+                .unwrap_or_else(|| panic!("{} is not expressible", path.display()));
+            let flow = Flow::from_bytes(&bytes);
+            let outcome = faulty.run(&flow);
+            assert!(
+                matches!(outcome, FlowOutcome::Failed(_)),
+                "{}: {outcome:?}",
+                path.display()
+            );
+            let mut clean = Flows::new(
+                Clinic::new(&FaultSet::default()),
+                binding.clone(),
+                Expect::Correct,
+            );
+            assert_eq!(clean.run(&flow), FlowOutcome::Passed, "{}", path.display());
+            fhir_only.extend(scenario.faults.iter().filter(|f| f.fhir_only()));
+        }
+        let expected: FaultSet = Fault::ALL.into_iter().filter(|f| f.fhir_only()).collect();
+        assert_eq!(fhir_only, expected);
+    }
 }
