@@ -214,6 +214,64 @@ mod tests {
         }
     }
 
+    /// `flows` seeds written for the FHIR binding (`CHAPERONE_FUZZ_BINDING=
+    /// bindings/clinic-fhir.toml`): its views are not `/v1`'s, so these are
+    /// encoded under its limits (under `/v1` the bytes decode to other flows).
+    const FHIR_SEEDS: [(&str, &[&str]); 1] = [(
+        "seed-fhir-encounter-pages",
+        &[
+            "P1 register",
+            "P1 book A1 at d1-09h",
+            "P1 start-call A1 -> C1 R1",
+            "P1 send-media C1 #1",
+            "P1 upgrade C1 -> R2",
+            "P1 end-call C1",
+            "P1 view encounter C1 page=2 per-page=1",
+        ],
+    )];
+
+    #[test]
+    fn fhir_seeds_are_the_documented_flows_and_pass_where_they_should() {
+        // Goal: the FHIR seeds decode, under the FHIR binding, to the flows
+        // above, pass on the clean clinic, and do not already show the
+        // paging fault they lead towards (the fuzzer must add the other
+        // patient).
+        // Method: as for the `/v1` seeds, through `Flows` with the binding.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let binding = Binding::load(&root.join("../bindings/clinic-fhir.toml")).unwrap();
+        let dir = root.join("corpus/flows");
+        let paging: FaultSet = [Fault::FhirNextLinkUnscoped].into_iter().collect();
+        for (name, lines) in FHIR_SEEDS {
+            let mut clean = Flows::new(
+                Clinic::new(&FaultSet::default()),
+                binding.clone(),
+                Expect::Correct,
+            );
+            let steps: Vec<Step> = lines.iter().map(|l| Step::parse(l).unwrap()).collect();
+            let bytes = model::encode(&steps, clean.limits()).expect("encodable");
+            let path = dir.join(name);
+            if std::env::var_os("CHAPERONE_WRITE_SEEDS").is_some() {
+                std::fs::write(&path, &bytes).unwrap();
+            }
+            let on_disk = std::fs::read(&path).unwrap_or_default();
+            assert_eq!(
+                on_disk, bytes,
+                "{name} is stale; rerun with CHAPERONE_WRITE_SEEDS=1"
+            );
+            let flow = Flow::from_bytes(&bytes);
+            assert_eq!(flow.steps(clean.limits()), steps, "{name}");
+            assert_eq!(clean.run(&flow), FlowOutcome::Passed, "{name}");
+            let mut faulty = Flows::new(Clinic::new(&paging), binding.clone(), Expect::Faulty);
+            assert_eq!(faulty.run(&flow), FlowOutcome::Passed, "{name}");
+            // The same corpus feeds `/v1` runs, where the bytes are another flow.
+            assert_eq!(
+                flows(&flow, &FaultSet::default()),
+                FlowOutcome::Passed,
+                "{name} /v1"
+            );
+        }
+    }
+
     #[test]
     fn every_checked_in_fault_scenario_is_a_flows_input_the_target_fails() {
         // Goal: the decoder can express the trigger of every planted fault,
