@@ -116,6 +116,21 @@ mod tests {
         model::encode(&steps, Limits::default()).expect("encodable")
     }
 
+    /// The checked-in seed `name` in `dir` holds exactly `bytes`
+    /// (`CHAPERONE_WRITE_SEEDS=1` writes a missing or stale one first).
+    fn assert_seed_file(dir: &std::path::Path, name: &str, bytes: &[u8]) {
+        let path = dir.join(name);
+        if std::env::var_os("CHAPERONE_WRITE_SEEDS").is_some() {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        }
+        let on_disk = std::fs::read(&path).unwrap_or_default();
+        assert_eq!(
+            on_disk, bytes,
+            "{name} is stale; rerun with CHAPERONE_WRITE_SEEDS=1"
+        );
+    }
+
     /// The `flows` seed corpus: each file is the encoding of these steps.
     const FLOWS_SEEDS: [(&str, &[&str]); 4] = [
         (
@@ -193,16 +208,7 @@ mod tests {
         let incident: FaultSet = [Fault::UpgradeLatestCall].into_iter().collect();
         for (name, lines) in FLOWS_SEEDS {
             let bytes = bytes_of(lines);
-            let path = dir.join(name);
-            if std::env::var_os("CHAPERONE_WRITE_SEEDS").is_some() {
-                std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(&path, &bytes).unwrap();
-            }
-            let on_disk = std::fs::read(&path).unwrap_or_default();
-            assert_eq!(
-                on_disk, bytes,
-                "{name} is stale; rerun with CHAPERONE_WRITE_SEEDS=1"
-            );
+            assert_seed_file(&dir, name, &bytes);
             let flow = Flow::from_bytes(&bytes);
             assert_eq!(flow.steps(Limits::default()).len(), lines.len(), "{name}");
             assert_eq!(
@@ -249,15 +255,7 @@ mod tests {
             );
             let steps: Vec<Step> = lines.iter().map(|l| Step::parse(l).unwrap()).collect();
             let bytes = model::encode(&steps, clean.limits()).expect("encodable");
-            let path = dir.join(name);
-            if std::env::var_os("CHAPERONE_WRITE_SEEDS").is_some() {
-                std::fs::write(&path, &bytes).unwrap();
-            }
-            let on_disk = std::fs::read(&path).unwrap_or_default();
-            assert_eq!(
-                on_disk, bytes,
-                "{name} is stale; rerun with CHAPERONE_WRITE_SEEDS=1"
-            );
+            assert_seed_file(&dir, name, &bytes);
             let flow = Flow::from_bytes(&bytes);
             assert_eq!(flow.steps(clean.limits()), steps, "{name}");
             assert_eq!(clean.run(&flow), FlowOutcome::Passed, "{name}");

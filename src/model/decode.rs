@@ -40,6 +40,9 @@ const KINDS: [&str; 11] = [
     "erase",
 ];
 
+/// How many kinds an action byte chooses among (`kind % KIND_COUNT`).
+pub const KIND_COUNT: usize = KINDS.len();
+
 /// The decoding kind of a step (its position in [`KINDS`]).
 fn kind_of(step: &Step) -> usize {
     match step {

@@ -18,7 +18,7 @@ mod step;
 use std::collections::HashMap;
 
 pub use caps::{Action, Capabilities, Order, Scope, ViewName, ViewSpec};
-pub use decode::{FLOW_STEPS_MAX, Flow, decode, encode};
+pub use decode::{FLOW_STEPS_MAX, Flow, KIND_COUNT, decode, encode};
 pub use generate::{next_step, sequences};
 pub use ids::{AliasError, AppointmentId, CallId, PatientId, RecordingId};
 pub use state::{Appointment, Call, Limits, Mode, PER_PAGE_CHOICES, Recording, State};

@@ -345,19 +345,18 @@ pub const ALTERNATIVES_MAX: usize = 3;
 
 /// Other scenarios for the same finding, each pairing the key step with
 /// another of the other patient's steps near it (see [`align`]), distinct
-/// from [`build`]'s and from each other, at most [`ALTERNATIVES_MAX`]; empty
-/// unless two patients are involved and there is a key step. A soak replays
-/// them after the run and keeps whichever reproduces most often.
+/// from `first` ([`build`]'s, from the same arguments) and from each other,
+/// at most [`ALTERNATIVES_MAX`]; empty unless two patients are involved and
+/// there is a key step. A soak replays them after the run and keeps
+/// whichever reproduces most often.
 pub fn alternatives(
     events: &[Event],
     observer: PatientId,
     index: usize,
     key: Option<RecordingId>,
+    first: &Built,
 ) -> Vec<Built> {
-    let mut seen: Vec<(Vec<Step>, Vec<usize>)> = Vec::new();
-    if let Some(first) = build_with(events.to_vec(), observer, index, key, 0) {
-        seen.push((first.steps, first.groups));
-    }
+    let mut seen: Vec<(Vec<Step>, Vec<usize>)> = vec![(first.steps.clone(), first.groups.clone())];
     let mut out = Vec::new();
     for choice in 1..=ALTERNATIVES_MAX * 2 {
         if out.len() >= ALTERNATIVES_MAX || key.is_none() {
@@ -649,7 +648,7 @@ mod tests {
                 .any(|l| l.contains("upgrade") && l.contains("start-call") && l.contains(" & ")),
             "{lines:?}"
         );
-        let others = alternatives(&events, PatientId(4), 5, key);
+        let others = alternatives(&events, PatientId(4), 5, key, &first);
         assert!(!others.is_empty() && others.len() <= ALTERNATIVES_MAX);
         let paired_upgrades = others.iter().any(|built| {
             Scenario::to_lines(built)
@@ -671,6 +670,6 @@ mod tests {
             );
         }
         // No key recording (a finding about a total, say): nothing to pair.
-        assert!(alternatives(&events, PatientId(4), 5, None).is_empty());
+        assert!(alternatives(&events, PatientId(4), 5, None, &first).is_empty());
     }
 }

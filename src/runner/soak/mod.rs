@@ -743,10 +743,10 @@ impl Shared {
             } => Some(*r),
             _ => None,
         };
-        let others = alternatives(&events, violation.patient, violation.step, key);
-        let Some(built) = build(events, violation.patient, violation.step, key) else {
+        let Some(built) = build(events.clone(), violation.patient, violation.step, key) else {
             return (None, Vec::new(), Vec::new());
         };
+        let others = alternatives(&events, violation.patient, violation.step, key, &built);
         let n = {
             let mut stats = lock(&self.stats);
             stats.scenarios += 1;
