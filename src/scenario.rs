@@ -425,7 +425,8 @@ impl Scenario {
         if !self.stagger_us.is_empty() {
             out.push_str(
                 "# When each step of a line sent together was sent in the run that found it,\n\
-                 # in microseconds after the line's first; replay keeps that order and spacing.\n",
+                 # in microseconds after the line's first (scaled from the run's load to its\n\
+                 # fastest answers); replay keeps that order and spacing.\n",
             );
             let lines: Vec<String> = self
                 .stagger_us

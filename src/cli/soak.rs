@@ -138,6 +138,17 @@ impl Drop for SoakBar {
 /// Replays of each finding's scenario that measure its reproduction rate.
 const REPRODUCTION_REPEATS: u32 = 10;
 
+/// A candidate scenario's stagger is also tried closer together, in percent
+/// of the spacing the soak saw (0: all at once): a loaded soak's requests
+/// take many times longer than a replay's, so its spacing can send a
+/// partner after the request it raced has long been answered.
+const STAGGER_TRIED_PERCENT: [u64; 3] = [10, 1, 0];
+
+/// How long, over all findings, replays of other candidates (pairings and
+/// spacings) may take after a soak; each finding's scenario as written is
+/// measured whatever the budget, so every measured finding states a rate.
+const REPRODUCTION_ALTERNATIVES_BUDGET: Duration = Duration::from_secs(60);
+
 /// Distinct findings (the most frequent) whose scenarios are measured.
 const REPRODUCTION_SCENARIOS_MAX: usize = 5;
 
@@ -146,6 +157,24 @@ const RATE_MIN: f64 = 0.001;
 
 /// The fastest `--rate`.
 const RATE_MAX: f64 = 1_000_000.0;
+
+/// `candidate` as written, then with its stagger shrunk to each of
+/// [`STAGGER_TRIED_PERCENT`] (an all-zero stagger written as none), without
+/// repeating a spacing.
+fn spacings(candidate: crate::scenario::Scenario) -> Vec<crate::scenario::Scenario> {
+    let closer = STAGGER_TRIED_PERCENT.iter().map(|percent| {
+        let mut closer = candidate.clone();
+        closer.stagger_us = crate::runner::replay::scaled(&candidate.stagger_us, *percent);
+        if closer.stagger_us.iter().flatten().all(|o| *o == 0) {
+            closer.stagger_us = Vec::new();
+        }
+        closer
+    });
+    let mut spacings: Vec<_> = std::iter::once(candidate.clone()).chain(closer).collect();
+    // Shrinking is monotone: equal spacings are neighbours.
+    spacings.dedup_by(|a, b| a.stagger_us == b.stagger_us);
+    spacings
+}
 
 pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
     use crate::runner::soak::{self as soaking, SoakConfig};
@@ -234,6 +263,19 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
     // same target before it goes: the report states the rate, so a FLAKY
     // replay is expected, not a surprise. Skipped after an interrupt.
     if !outcome.interrupted {
+        let measured = outcome
+            .distinct
+            .iter()
+            .take(REPRODUCTION_SCENARIOS_MAX)
+            .filter(|d| d.scenario.is_some())
+            .count();
+        if measured > 0 {
+            outln!(
+                "replaying {measured} finding(s)' scenarios to measure how often they reproduce (at most {} s for other pairings and spacings)",
+                REPRODUCTION_ALTERNATIVES_BUDGET.as_secs()
+            );
+        }
+        let budget_end = std::time::Instant::now() + REPRODUCTION_ALTERNATIVES_BUDGET;
         for d in outcome.distinct.iter_mut().take(REPRODUCTION_SCENARIOS_MAX) {
             let Some(scenario) = d
                 .scenario
@@ -243,13 +285,18 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
                 continue;
             };
             // The scenario as written first; then, while it does not
-            // reproduce every time, each other pairing of its race's steps.
-            // The best replaces the file (a tie keeps the first).
-            let candidates = std::iter::once(scenario).chain(d.alternatives.iter().cloned());
+            // reproduce every time, each other pairing of its race's steps,
+            // each also with its spacing shrunk. The best replaces the file
+            // (a tie keeps the first).
+            let candidates = std::iter::once(scenario)
+                .chain(d.alternatives.iter().cloned())
+                .flat_map(spacings);
             let mut best: Option<(usize, usize)> = None;
             let mut interrupted_now = false;
             for (n, candidate) in candidates.enumerate() {
-                if best.is_some_and(|(hit, of)| hit == of && of > 0) {
+                if best.is_some_and(|(hit, of)| hit == of && of > 0)
+                    || (n > 0 && std::time::Instant::now() >= budget_end)
+                {
                     break;
                 }
                 let stop = interrupted();
@@ -352,4 +399,36 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
         Verdict::Unknown(why) => outln!("UNKNOWN: {why}."),
     }
     Ok(verdict.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_race_is_also_tried_closer_together_and_all_at_once() {
+        // Goal: a loaded soak's spacing (12.9 ms between two upgrades) is
+        // tried as written, then at a tenth, a hundredth and all at once,
+        // since a replay's requests take a fraction of the soak's; a
+        // scenario sent all at once already is tried once.
+        let text = "format = 1\ntarget = \"embedded\"\nexpect = \"violation\"\nclause = \"ownership\"\nsteps = [\n  \"P1 register & P2 register\",\n]\nstagger_us = [[0, 12900]]\n";
+        let scenario = crate::scenario::Scenario::parse(std::path::Path::new("race.toml"), text)
+            .expect("a valid scenario");
+        let tried: Vec<Vec<Vec<u64>>> = spacings(scenario.clone())
+            .into_iter()
+            .map(|s| s.stagger_us)
+            .collect();
+        assert_eq!(
+            tried,
+            vec![
+                vec![vec![0, 12900]],
+                vec![vec![0, 1290]],
+                vec![vec![0, 129]],
+                vec![]
+            ]
+        );
+        let mut at_once = scenario;
+        at_once.stagger_us = Vec::new();
+        assert_eq!(spacings(at_once).len(), 1);
+    }
 }

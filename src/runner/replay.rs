@@ -149,9 +149,21 @@ pub const STAGGER_JITTER_PERCENT: [u64; 7] = [100, 50, 150, 0, 200, 75, 125];
 /// [`STAGGER_JITTER_PERCENT`].
 pub fn jittered(stagger_us: &[Vec<u64>], attempt: u32) -> Vec<Vec<u64>> {
     let percent = STAGGER_JITTER_PERCENT[attempt as usize % STAGGER_JITTER_PERCENT.len()];
+    scaled(stagger_us, percent)
+}
+
+/// `stagger_us` scaled to `percent` of each offset (offsets are at most
+/// [`crate::scenario::STAGGER_US_MAX`], so this cannot overflow for any
+/// percent up to a few thousand).
+pub fn scaled(stagger_us: &[Vec<u64>], percent: u64) -> Vec<Vec<u64>> {
     stagger_us
         .iter()
-        .map(|offsets| offsets.iter().map(|o| o * percent / 100).collect())
+        .map(|offsets| {
+            offsets
+                .iter()
+                .map(|o| o.saturating_mul(percent) / 100)
+                .collect()
+        })
         .collect()
 }
 

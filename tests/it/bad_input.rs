@@ -185,6 +185,15 @@ fn hostile_files_are_bounded_usage_errors() {
     one_line_error(&out, 2, "larger than the 1048576-byte limit");
     let out = chaperone(&["import-fuzz", "/dev/zero"]);
     one_line_error(&out, 2, "larger than the 1048576-byte limit");
+    // Target and binding files too (a target file is known by its `.toml`).
+    let dir = tempfile::tempdir().unwrap();
+    let zero = dir.path().join("zero.toml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let zero = zero.to_str().unwrap();
+    for flag in ["--target", "--binding"] {
+        let out = chaperone(&["run", flag, zero, "--cases", "1", "--seed", "1"]);
+        one_line_error(&out, 2, "larger than the 1048576-byte limit");
+    }
 }
 
 /// Goal: no panic on a tiny rate (issue 11 item 10). Method: `--rate 1e-300`
@@ -214,6 +223,42 @@ fn a_closed_stdout_is_not_a_panic() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Goal: a full stdout (`> /dev/full`) is not a panic either, and the exit
+/// code is still the verdict's (issue 11 item 10). Method: `faults` (exit 0)
+/// and a run that finds a leak (exit 1) with stdout on /dev/full.
+#[test]
+fn a_full_stdout_keeps_the_verdicts_exit_code() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let runs: [(&[&str], i32); 2] = [
+        (&["faults"], 0),
+        (
+            &[
+                "run",
+                "--fault",
+                "recording-idor",
+                "--seed",
+                "1",
+                "--cases",
+                "50",
+                "--out",
+                out_dir.path().to_str().unwrap(),
+            ],
+            1,
+        ),
+    ];
+    for (args, code) in runs {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaperone"))
+            .args(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }
 
 /// Goal: clean-up scripts are scoped (issue 11 item 6): without a job or

@@ -284,6 +284,28 @@ fn a_scenario_cannot_choose_where_traffic_goes() {
         "the scenario's recorded target received {:?}",
         hostile.log()
     );
+    // A scenario that records containers, or a target file that would
+    // start them, is replayed on the embedded clinic all the same: no
+    // container starts and no file of the scenario's choosing is read.
+    let target_file = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/targets/clinic.toml");
+    for recorded in ["containers", target_file] {
+        let file = dir.path().join("recorded-containers.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "format = 1\ntarget = \"{recorded}\"\nexpect = \"pass\"\nsteps = [\"P1 register\"]\n"
+            ),
+        )
+        .unwrap();
+        let replay =
+            chaperone_watched(&["replay", file.to_str().unwrap()], Duration::from_secs(60));
+        assert_eq!(replay.code(), Some(0), "{}", replay.text());
+        assert!(
+            replay.text().contains("| target embedded |"),
+            "{recorded}: {}",
+            replay.text()
+        );
+    }
 }
 
 /// Goal: a soak keeps its concurrency when patients fail (issue 11 item 7).

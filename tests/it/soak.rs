@@ -352,8 +352,12 @@ fn a_soak_forgets_retired_patients_recordings() {
 }
 
 /// Goal: a soak states how often each finding's scenario reproduces (issue
-/// 11 item 9). Method: a CLI soak against `recording-idor`; its summary and
-/// `report.md` give a measured `reproduced n/N` for the scenario.
+/// 11 item 9), and one bug found many times is one distinct finding with a
+/// count on the console and in the report, with no flood of lines on stderr
+/// (item 8). Method: a CLI soak against `recording-idor`; its summary and
+/// `report.md` give a measured `reproduced n/N` for the scenario; stderr
+/// prints one line per distinct finding, the summary one `finding: N×` line
+/// each, and their counts add up to the violations.
 #[test]
 fn a_soak_measures_how_often_its_scenarios_reproduce() {
     let dir = tempfile::tempdir().unwrap();
@@ -381,4 +385,37 @@ fn a_soak_measures_how_often_its_scenarios_reproduce() {
     assert!(text.contains("; reproduced "), "{text}");
     let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
     assert!(md.contains("| reproduced on replay |"), "{md}");
+
+    let findings: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("finding: "))
+        .map(|l| {
+            l.split_once('×')
+                .and_then(|(n, _)| n.parse().ok())
+                .unwrap_or_else(|| panic!("a finding line without its count: {l}"))
+        })
+        .collect();
+    let violations: u64 = text
+        .lines()
+        .find_map(|l| {
+            let (_, after) = l.split_once(" patients in all, ")?;
+            after.split_once(" violations")?.0.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no summary line: {text}"));
+    assert!(!findings.is_empty(), "{text}");
+    assert_eq!(findings.iter().sum::<u64>(), violations, "{text}");
+    assert!(violations > 2 * findings.len() as u64, "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let violation_lines = err.lines().filter(|l| l.starts_with("violation: ")).count();
+    assert!(
+        violation_lines <= findings.len(),
+        "{violation_lines} violation lines on stderr for {} distinct findings: {err}",
+        findings.len()
+    );
+    for n in &findings {
+        assert!(
+            md.contains(&format!("| {n} |")),
+            "no count {n} in report.md: {md}"
+        );
+    }
 }

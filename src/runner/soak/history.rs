@@ -93,6 +93,38 @@ fn overlap(a: &Event, b: &Event) -> u64 {
         .saturating_sub(a.sent_us.max(b.sent_us))
 }
 
+/// How long `theirs` (another patient's life) had changes in flight
+/// together with the changes of `mine` (the observer's), in microseconds
+/// summed over every pair of accepted, state-changing requests: first over
+/// pairs of the same action (two requests racing through one handler, the
+/// usual check-then-act race), then over all pairs. The other patient with
+/// the most (compared in that order) is the likeliest partner of a race
+/// whose finding names no one else (a total that counts someone's, an own
+/// recording lost).
+pub fn changes_overlap(mine: &[Event], theirs: &[Event]) -> (u64, u64) {
+    let changes = |events: &[Event]| -> Vec<(usize, u64, u64)> {
+        events
+            .iter()
+            .filter(|e| e.ok && !read_only(&e.step))
+            .map(|e| (e.step.action_index(), e.sent_us, e.answered_us))
+            .collect()
+    };
+    let theirs = changes(theirs);
+    let (mut same, mut all) = (0u64, 0u64);
+    for (action, sent, answered) in changes(mine) {
+        for (their_action, their_sent, their_answered) in &theirs {
+            let together = answered
+                .min(*their_answered)
+                .saturating_sub(sent.max(*their_sent));
+            all = all.saturating_add(together);
+            if action == *their_action {
+                same = same.saturating_add(together);
+            }
+        }
+    }
+    (same, all)
+}
+
 /// Limits that let any soak history replay: any alias, any page, every
 /// action and the views the events use.
 fn limits<'a>(events: impl Iterator<Item = &'a Event>) -> Limits {
@@ -128,10 +160,11 @@ fn valid(groups: &[Vec<Event>]) -> bool {
 /// (Greedy grouping by send time would pair a step with whatever happened to
 /// be in flight first and miss the overlap that mattered.)
 ///
-/// `choice` 0 pairs the key step with the partner rule below; `choice` k > 0
-/// pairs it instead with the k-th other candidate (the other patient's steps
-/// sent while the key step was in flight or within as long again after it,
-/// nearest first), for [`alternatives`]: a barrier between groups cannot
+/// `choice` 0 pairs the key step with the partner rule below, in send order;
+/// `choice` k > 0 pairs it, in any order, with the k-th candidate (the
+/// partner, then the other patient's steps sent while the key step was in
+/// flight or within as long again after it, nearest first), for
+/// [`alternatives`]: a barrier between groups cannot
 /// express a request in flight across several of the other patient's, so
 /// which pairing replays the race best is measured, not guessed. `None` when
 /// there is no such candidate.
@@ -169,6 +202,10 @@ fn align(
         })
     };
     // The alternatives to the partner rule, nearest in send time first.
+    // The default partner comes first: in send order it may be out of reach
+    // (the other patient sent a step between the key step and its partner,
+    // while the key step was in flight), and only the free order of an
+    // alternative can pair them.
     let candidate = |key: &Event, others: &[Event], default: Option<usize>| -> Option<usize> {
         let reach = key.answered_us + (key.answered_us.saturating_sub(key.sent_us));
         let mut near: Vec<usize> = (0..others.len())
@@ -176,7 +213,7 @@ fn align(
             .filter(|o| others[*o].answered_us >= key.sent_us && others[*o].sent_us <= reach)
             .collect();
         near.sort_by_key(|o| others[*o].sent_us.abs_diff(key.sent_us));
-        near.get(choice - 1).copied()
+        default.into_iter().chain(near).nth(choice - 1)
     };
     let pick = |key: &Event, others: &[Event]| -> Option<usize> {
         let default = partner(key, others);
@@ -336,8 +373,9 @@ pub fn build(
     observer: PatientId,
     index: usize,
     key: Option<RecordingId>,
+    fastest_us: &[u64],
 ) -> Option<Built> {
-    build_with(events, observer, index, key, 0)
+    build_with(events, observer, index, key, fastest_us, 0)
 }
 
 /// Most alternative scenarios [`alternatives`] builds for one finding.
@@ -354,6 +392,7 @@ pub fn alternatives(
     observer: PatientId,
     index: usize,
     key: Option<RecordingId>,
+    fastest_us: &[u64],
     first: &Built,
 ) -> Vec<Built> {
     let mut seen: Vec<(Vec<Step>, Vec<usize>)> = vec![(first.steps.clone(), first.groups.clone())];
@@ -362,7 +401,8 @@ pub fn alternatives(
         if out.len() >= ALTERNATIVES_MAX || key.is_none() {
             break;
         }
-        let Some(built) = build_with(events.to_vec(), observer, index, key, choice) else {
+        let Some(built) = build_with(events.to_vec(), observer, index, key, fastest_us, choice)
+        else {
             continue;
         };
         let shape = (built.steps.clone(), built.groups.clone());
@@ -380,6 +420,7 @@ fn build_with(
     observer: PatientId,
     index: usize,
     key: Option<RecordingId>,
+    fastest_us: &[u64],
     choice: usize,
 ) -> Option<Built> {
     let mine: Vec<&Event> = events
@@ -475,7 +516,7 @@ fn build_with(
     {
         return None;
     }
-    let stagger_us = stagger(&groups);
+    let stagger_us = stagger(&groups, fastest_us);
     let mut history: Vec<String> = groups
         .iter()
         .flatten()
@@ -511,15 +552,38 @@ fn build_with(
 /// When each step of every group of more than one was sent, after the
 /// group's first (capped at [`STAGGER_US_MAX`]); empty when every such group
 /// was sent at once. This is the interleaving replay keeps.
-fn stagger(groups: &[Vec<Event>]) -> Vec<Vec<u64>> {
+///
+/// A loaded soak answers slowly, and a partner sent 12 ms into a 20 ms
+/// request would reach a replay's 0.3 ms request long after it was answered.
+/// So where `fastest_us` (by [`Step::action_index`]) knows the fastest answer
+/// the soak saw for the group's first action, the offsets shrink by how much
+/// slower than that the first step was: the partner lands at the same point
+/// of the first step's flight on an unloaded service.
+fn stagger(groups: &[Vec<Event>], fastest_us: &[u64]) -> Vec<Vec<u64>> {
     let stagger: Vec<Vec<u64>> = groups
         .iter()
         .filter(|group| group.len() > 1)
         .map(|group| {
-            let first = group.iter().map(|e| e.sent_us).min().unwrap_or(0);
+            let Some(first) = group.iter().min_by_key(|e| e.sent_us) else {
+                return Vec::new();
+            };
+            let took = first.answered_us.saturating_sub(first.sent_us);
+            let fastest = fastest_us
+                .get(first.step.action_index())
+                .copied()
+                .unwrap_or(0);
             group
                 .iter()
-                .map(|e| (e.sent_us - first).min(STAGGER_US_MAX))
+                .map(|e| {
+                    let offset = e.sent_us - first.sent_us;
+                    let offset = if fastest > 0 && took > fastest {
+                        let scaled = u128::from(offset) * u128::from(fastest) / u128::from(took);
+                        u64::try_from(scaled).unwrap_or(u64::MAX)
+                    } else {
+                        offset
+                    };
+                    offset.min(STAGGER_US_MAX)
+                })
                 .collect()
         })
         .collect();
@@ -583,7 +647,7 @@ mod tests {
             event("P4 upgrade C6 -> R11", 110, 140),
             event("P9 view-history page=1 per-page=10", 150, 160),
         ];
-        let built = build(events, PatientId(9), 5, None).expect("a scenario");
+        let built = build(events, PatientId(9), 5, None, &[]).expect("a scenario");
         let lines: Vec<String> = built.steps.iter().map(Step::to_string).collect();
         assert_eq!(built.groups, vec![2, 1, 1, 1, 1, 2, 1, 1]);
         assert_eq!(lines[6], "P1 upgrade C1 -> R3");
@@ -610,7 +674,7 @@ mod tests {
             event("P9 upgrade C1 -> R3", 150, 240),
             event("P9 view-history page=1 per-page=10", 250, 260),
         ];
-        let built = build(events, PatientId(9), 5, Some(RecordingId(3))).expect("a scenario");
+        let built = build(events, PatientId(9), 5, Some(RecordingId(3)), &[]).expect("a scenario");
         let text = Scenario::to_lines(&built);
         assert!(
             text.iter()
@@ -640,7 +704,7 @@ mod tests {
             event("P4 view-history page=1 per-page=10", 300, 310),
         ];
         let key = Some(RecordingId(10));
-        let first = build(events.clone(), PatientId(4), 5, key).expect("a scenario");
+        let first = build(events.clone(), PatientId(4), 5, key, &[]).expect("a scenario");
         let lines = Scenario::to_lines(&first);
         assert!(
             lines
@@ -648,7 +712,7 @@ mod tests {
                 .any(|l| l.contains("upgrade") && l.contains("start-call") && l.contains(" & ")),
             "{lines:?}"
         );
-        let others = alternatives(&events, PatientId(4), 5, key, &first);
+        let others = alternatives(&events, PatientId(4), 5, key, &[], &first);
         assert!(!others.is_empty() && others.len() <= ALTERNATIVES_MAX);
         let paired_upgrades = others.iter().any(|built| {
             Scenario::to_lines(built)
@@ -670,6 +734,100 @@ mod tests {
             );
         }
         // No key recording (a finding about a total, say): nothing to pair.
-        assert!(alternatives(&events, PatientId(4), 5, None, &first).is_empty());
+        assert!(alternatives(&events, PatientId(4), 5, None, &[], &first).is_empty());
+    }
+
+    #[test]
+    fn an_alternative_pairs_the_key_step_with_its_partner_across_a_step_sent_between() {
+        // Goal: under load P9's upgrade (which made the leaked R10) was in
+        // flight for 20 ms; P4 booked and then upgraded during it. In send
+        // order the booking stands between the two upgrades, so the default
+        // pairs the upgrade with the booking; an alternative must pair the
+        // two upgrades (the booking going first), or the race is never tried.
+        // Method: the soak history of such a finding (seed 3 of a 20-patient
+        // soak under `upgrade-shared-slot`, times rounded).
+        let events = vec![
+            event("P9 register", 0, 5_000),
+            event("P4 register", 400, 5_300),
+            event("P9 book A1 at d1-09h", 5_000, 7_000),
+            event("P4 book A2 at d1-09h", 7_300, 14_600),
+            event("P9 book A3 at d1-10h", 9_000, 16_700),
+            event("P4 start-call A2 -> C1 R1", 14_600, 25_000),
+            event("P9 start-call A3 -> C2 R2", 16_700, 25_900),
+            event("P4 book A4 at d1-10h", 25_000, 27_200),
+            event("P9 upgrade C2 -> R10", 25_900, 47_000),
+            event("P4 book A5 at d1-11h", 33_900, 37_700),
+            event("P4 upgrade C1 -> R3", 38_800, 48_000),
+            event("P4 view-history page=1 per-page=10", 49_800, 51_500),
+        ];
+        let key = Some(RecordingId(10));
+        let first = build(events.clone(), PatientId(4), 7, key, &[]).expect("a scenario");
+        let others = alternatives(&events, PatientId(4), 7, key, &[], &first);
+        let upgrades_together = |built: &Built| {
+            Scenario::to_lines(built)
+                .iter()
+                .any(|l| l.matches("upgrade").count() == 2 && l.contains(" & "))
+        };
+        assert!(
+            upgrades_together(&first) || others.iter().any(upgrades_together),
+            "{:?}",
+            others.iter().map(Scenario::to_lines).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn stagger_shrinks_from_the_soaks_load_to_its_fastest_answer() {
+        // Goal: a partner sent 12.9 ms into a 21.2 ms upgrade under load is
+        // sent at the same point of a fast upgrade on replay, not long after
+        // it was answered; without a fastest answer the offsets are kept.
+        // Method: one group, the upgrade's fastest answer 212 us (100 times
+        // faster than under load).
+        let group = vec![
+            event("P1 upgrade C1 -> R3", 33_700, 54_900),
+            event("P2 upgrade C2 -> R4", 46_600, 55_900),
+        ];
+        let upgrade = group[0].step.action_index();
+        let mut fastest = vec![0; upgrade + 1];
+        fastest[upgrade] = 212;
+        assert_eq!(
+            stagger(std::slice::from_ref(&group), &fastest),
+            vec![vec![0, 129]]
+        );
+        assert_eq!(
+            stagger(std::slice::from_ref(&group), &[]),
+            vec![vec![0, 12_900]]
+        );
+        // A first step that was no slower than the fastest is not scaled up.
+        fastest[upgrade] = 50_000;
+        assert_eq!(
+            stagger(std::slice::from_ref(&group), &fastest),
+            vec![vec![0, 12_900]]
+        );
+    }
+
+    #[test]
+    fn the_likeliest_race_partner_changed_through_the_same_action_at_once() {
+        // Goal: a finding that names no one else (a total that counts
+        // someone's) gets the patient whose upgrade raced the observer's,
+        // not a chattier one whose other requests merely overlapped longer.
+        // Method: the observer upgrades during 100..200; one patient sends
+        // media across all of it, another upgrades during 150..210; reads
+        // and refused requests do not count.
+        let mine = vec![
+            event("P1 register", 0, 10),
+            event("P1 upgrade C1 -> R3", 100, 200),
+        ];
+        let chatty = vec![
+            event("P2 register", 0, 10),
+            event("P2 send-media C2 #1", 90, 205),
+            event("P2 view-history page=1 per-page=10", 100, 200),
+        ];
+        let racer = vec![event("P3 upgrade C3 -> R4", 150, 210)];
+        let mut refused = event("P4 upgrade C4 -> R5", 100, 200);
+        refused.ok = false;
+        assert_eq!(changes_overlap(&mine, &chatty), (10, 110));
+        assert_eq!(changes_overlap(&mine, &racer), (50, 50));
+        assert!(changes_overlap(&mine, &racer) > changes_overlap(&mine, &chatty));
+        assert_eq!(changes_overlap(&mine, &[refused]), (0, 0));
     }
 }

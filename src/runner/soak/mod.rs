@@ -408,6 +408,10 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds are valid")
 }
 
+/// Most other patients tried as the partner of a race whose finding names
+/// no one else (see [`Shared::race_partners`]).
+const RACE_PARTNERS_MAX: usize = 2;
+
 struct Shared {
     config: SoakConfig,
     target: Target,
@@ -743,10 +747,33 @@ impl Shared {
             } => Some(*r),
             _ => None,
         };
-        let Some(built) = build(events.clone(), violation.patient, violation.step, key) else {
+        // The fastest answer of each action so far: what a replay on an
+        // unloaded service should take (see `history::stagger`).
+        let fastest_us: Vec<u64> = lock(&self.stats)
+            .latency
+            .iter()
+            .map(Histogram::min)
+            .collect();
+        let (observer, index) = (violation.patient, violation.step);
+        let Some(built) = build(events.clone(), observer, index, key, &fastest_us) else {
             return (None, Vec::new(), Vec::new());
         };
-        let others = alternatives(&events, violation.patient, violation.step, key, &built);
+        let mut others = alternatives(&events, observer, index, key, &fastest_us, &built);
+        if involved.len() == 1 {
+            // A finding that names no one else may still be a race's: more
+            // candidates add each of the likeliest partners, measured like
+            // the others after the soak.
+            for partner in self.race_partners(slot, &own) {
+                let pair = BTreeSet::from([observer, partner]);
+                let mut paired: Vec<Event> = Vec::new();
+                for log in &self.logs {
+                    paired.extend(lock(log).of(&pair));
+                }
+                if let Some(with_partner) = build(paired, observer, index, None, &fastest_us) {
+                    others.push(with_partner);
+                }
+            }
+        }
         let n = {
             let mut stats = lock(&self.stats);
             stats.scenarios += 1;
@@ -793,6 +820,34 @@ impl Shared {
                 (None, history, Vec::new())
             }
         }
+    }
+
+    /// The other patients whose changes were in flight with `mine` (the
+    /// observer's events, in slot `slot`) the longest, at most
+    /// [`RACE_PARTNERS_MAX`], likeliest first ([`history::changes_overlap`]).
+    fn race_partners(&self, slot: usize, mine: &[Event]) -> Vec<PatientId> {
+        let mut scored: Vec<((u64, u64), PatientId)> = Vec::new();
+        for (i, log) in self.logs.iter().enumerate() {
+            if i == slot {
+                continue;
+            }
+            let log = lock(log);
+            for life in [&log.previous, &log.current] {
+                let Some(first) = life.first() else {
+                    continue;
+                };
+                let together = history::changes_overlap(mine, life);
+                if together.1 > 0 {
+                    scored.push((together, first.step.patient()));
+                }
+            }
+        }
+        scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored
+            .into_iter()
+            .take(RACE_PARTNERS_MAX)
+            .map(|(_, patient)| patient)
+            .collect()
     }
 
     /// Judge the pending unknown ids whose in-flight requests have all completed.
