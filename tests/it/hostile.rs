@@ -190,6 +190,43 @@ fn clean_up_never_deletes_a_foreign_recording() {
     );
 }
 
+/// Goal: a grouped (`&`) replay on a shared target cleans up what its
+/// patients created, and only that (item 2). Method: two patients, each
+/// with a call upgraded to video (two recordings each), replayed through a
+/// proxy whose history pages also list an outside patient's recording; the
+/// replay finds the leak, erases each of the four recordings it saw
+/// created, and sends nothing that names the outsider's.
+#[test]
+fn a_grouped_replay_cleans_up_its_own_recordings_only() {
+    let hostile = Hostile::start(Misbehaviour::ForeignInHistory);
+    let victim = hostile.victim().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("grouped.toml");
+    std::fs::write(
+        &file,
+        "format = 1\ntarget = \"embedded\"\nexpect = \"pass\"\nsteps = [\n  \"P1 register & P2 register\",\n  \"P1 book A1 at d1-09h & P2 book A2 at d1-10h\",\n  \"P1 start-call A1 -> C1 R1 & P2 start-call A2 -> C2 R2\",\n  \"P1 upgrade C1 -> R3 & P2 upgrade C2 -> R4\",\n  \"P1 end-call C1 & P2 end-call C2\",\n  \"P1 view history page=1 per-page=10 & P2 view history page=1 per-page=10\",\n]\n",
+    )
+    .unwrap();
+    let replay = chaperone_watched(
+        &["replay", file.to_str().unwrap(), "--target", &hostile.url],
+        Duration::from_secs(60),
+    );
+    assert_eq!(replay.code(), Some(1), "{}", replay.text());
+    let log = hostile.log();
+    let deleted: Vec<&str> = log
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.target.as_str())
+        .collect();
+    assert_eq!(deleted.len(), 4, "{deleted:?}");
+    assert!(
+        deleted.iter().all(|t| t.starts_with("/v1/recordings/")),
+        "{deleted:?}"
+    );
+    let touching: Vec<_> = log.iter().filter(|r| r.target.contains(&victim)).collect();
+    assert!(touching.is_empty(), "{touching:?}");
+}
+
 /// Goal: a page of a million ids costs neither a million requests nor their
 /// memory (items 1 and 2). Method: every history page lists a million ids;
 /// the run ends (unknown: over the JSON cap) and sends no DELETE for an id it
