@@ -16,6 +16,7 @@
 
 use std::path::Path;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
@@ -180,6 +181,11 @@ impl Db {
             None => Connection::open_in_memory()?,
         };
         conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        // One plan per statement whatever its parameters: the bundled SQLite
+        // (STAT4) otherwise re-prepares a cached statement every time a
+        // parameter that might change its plan gets a new value, and every
+        // history view binds a new patient id.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         // Every query is prepared once and cached: parsing SQL was most of a
         // request's time. Room for all of them (about 50, with the faults').
         conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
