@@ -227,6 +227,54 @@ fn a_grouped_replay_cleans_up_its_own_recordings_only() {
     assert!(touching.is_empty(), "{touching:?}");
 }
 
+/// Goal: clean-up is bounded in requests (item 2): a service that refuses
+/// every erasure cannot make it try each recording under every patient's
+/// session without end. Method: 40 patients with a call upgraded to video
+/// (80 recordings, 3,200 session-recording pairs); every DELETE answers 403.
+/// The replay sends at most the 1,000-request budget of erasures and ends
+/// unknown, naming the exhausted budget.
+#[test]
+fn clean_up_stops_at_its_request_budget() {
+    let hostile = Hostile::start(Misbehaviour::RefusingErase);
+    let patients = 1..=40;
+    // One step per line: a sequential case, one driver holding every
+    // patient's session (a grouped replay's drivers each hold one).
+    let line = |step: &dyn Fn(u32) -> String| {
+        patients
+            .clone()
+            .map(|p| format!("  \"{}\",\n", step(p)))
+            .collect::<String>()
+    };
+    let mut text =
+        String::from("format = 1\ntarget = \"embedded\"\nexpect = \"pass\"\nsteps = [\n");
+    text += &line(&|p| format!("P{p} register"));
+    text += &line(&|p| format!("P{p} book A{p} at d1-09h"));
+    text += &line(&|p| format!("P{p} start-call A{p} -> C{p} R{p}"));
+    text += &line(&|p| format!("P{p} upgrade C{p} -> R{}", 40 + p));
+    text += "]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.toml");
+    std::fs::write(&file, text).unwrap();
+    let replay = chaperone_watched(
+        &["replay", file.to_str().unwrap(), "--target", &hostile.url],
+        Duration::from_secs(120),
+    );
+    assert_eq!(replay.code(), Some(3), "{}", replay.text());
+    assert!(
+        replay
+            .text()
+            .contains("clean-up ran out of its request or time budget"),
+        "{}",
+        replay.text()
+    );
+    let erasures = hostile
+        .log()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert!((40..=1_000).contains(&erasures), "{erasures} erasures");
+}
+
 /// Goal: a page of a million ids costs neither a million requests nor their
 /// memory (items 1 and 2). Method: every history page lists a million ids;
 /// the run ends (unknown: over the JSON cap) and sends no DELETE for an id it

@@ -49,6 +49,8 @@ pub enum Misbehaviour {
     FailingEndCall,
     /// Every history view hangs (never answers).
     HangingHistory,
+    /// Every erasure (`DELETE /v1/recordings/…`) answers 403, whoever asks.
+    RefusingErase,
 }
 
 /// A request as it arrived: method and the raw path-and-query.
@@ -371,6 +373,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
     if mode == Misbehaviour::FailingEndCall && method == "POST" && path.ends_with("/end") {
         return json_response(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"boom"}"#);
+    }
+    if mode == Misbehaviour::RefusingErase
+        && method == "DELETE"
+        && path.starts_with("/v1/recordings/")
+    {
+        return json_response(StatusCode::FORBIDDEN, r#"{"error":"forbidden"}"#);
     }
     if mode == Misbehaviour::Blind && is_playback {
         return json_response(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#);
