@@ -422,6 +422,24 @@ fn a_soak_refills_the_slot_of_a_failed_patient() {
     let text = run.text();
     assert_eq!(run.code(), Some(3), "{text}");
     assert!(text.contains("600 ops in"), "{text}");
+    // More patients failed than there are slots: every failed one was
+    // replaced, and each failure ended one patient's life.
+    let count = |after: &str, unit: &str| -> u64 {
+        text.lines()
+            .find_map(|l| {
+                let (_, rest) = l.split_once(after)?;
+                let (n, _) = rest.split_once(unit)?;
+                n.rsplit(' ').next()?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no `{unit}` in the summary: {text}"))
+    };
+    let errors = count("violations, ", " errors");
+    let patients = count("ops/s), ", " patients in all");
+    assert!(errors > 4, "{errors} errors: {text}");
+    assert!(
+        patients >= errors,
+        "{patients} patients for {errors} errors: {text}"
+    );
 }
 
 /// Goal: a second Ctrl-C exits at once (issue 11 item 10). Method: a soak
