@@ -424,9 +424,9 @@ impl Scenario {
         out.push_str("]\n");
         if !self.stagger_us.is_empty() {
             out.push_str(
-                "# When each step of a line sent together was sent in the run that found it,\n\
-                 # in microseconds after the line's first (scaled from the run's load to its\n\
-                 # fastest answers); replay keeps that order and spacing.\n",
+                "# When each step of a line sent together is sent, in microseconds after the\n\
+                 # line's first: from the run that found it, shrunk towards an unloaded\n\
+                 # service's answer times. Replay keeps that order and spacing.\n",
             );
             let lines: Vec<String> = self
                 .stagger_us

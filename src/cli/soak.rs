@@ -144,9 +144,11 @@ const REPRODUCTION_REPEATS: u32 = 10;
 /// partner after the request it raced has long been answered.
 const STAGGER_TRIED_PERCENT: [u64; 3] = [10, 1, 0];
 
-/// How long, over all findings, replays of other candidates (pairings and
-/// spacings) may take after a soak; each finding's scenario as written is
-/// measured whatever the budget, so every measured finding states a rate.
+/// How long after the first of them the replays that measure reproduction
+/// may go on trying other candidates (pairings and spacings); each
+/// finding's scenario as written is measured whatever the budget, so every
+/// measured finding states a rate. A candidate's run that has started ends
+/// whole (clean-up included), so the budget is overrun by one run at most.
 const REPRODUCTION_ALTERNATIVES_BUDGET: Duration = Duration::from_secs(60);
 
 /// Distinct findings (the most frequent) whose scenarios are measured.
@@ -300,7 +302,15 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
                     break;
                 }
                 let stop = interrupted();
-                let replay = crate::runner::replay(&target, &candidate, REPRODUCTION_REPEATS);
+                // The scenario as written is measured whole; the others stop
+                // at the budget (a run that started ends, clean-up included).
+                let deadline = (n > 0).then_some(budget_end);
+                let replay = crate::runner::replay_until(
+                    &target,
+                    &candidate,
+                    REPRODUCTION_REPEATS,
+                    deadline,
+                );
                 let report = rt.block_on(async {
                     tokio::select! {
                         report = replay => Some(report),
@@ -311,6 +321,13 @@ pub(super) fn soak(args: SoakArgs) -> Result<u8, Failure> {
                     interrupted_now = true;
                     break;
                 };
+                if n > 0
+                    && report.runs.len() < REPRODUCTION_REPEATS as usize
+                    && std::time::Instant::now() >= budget_end
+                {
+                    // Cut short by the budget: not comparable, and the last.
+                    break;
+                }
                 let rate = (report.reproducing(candidate.expect), report.decided());
                 let better = match best {
                     None => true,

@@ -24,7 +24,7 @@ pub use execute::{
 pub use gate::{
     GateConfig, GateProgress, GateReport, ScenarioOutcome, ScenarioResult, SeedResult, gate,
 };
-pub use replay::{ReplayReport, Reproduction, replay, run_grouped};
+pub use replay::{ReplayReport, Reproduction, replay, replay_until, run_grouped};
 
 /// The verdict of a run, and its exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]

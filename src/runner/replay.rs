@@ -109,6 +109,18 @@ fn is_unknown(run: &CaseRun) -> bool {
 /// comparison on every passed case ([`NoninterferenceCheck::Every`]): the
 /// finding may have been made so, and a replay must look where it was made.
 pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> ReplayReport {
+    replay_until(target, scenario, repeat, None).await
+}
+
+/// [`replay`], but no repeat after the first starts once `deadline` has
+/// passed: each run that starts ends whole, clean-up included, so the
+/// report may hold fewer than `repeat` runs.
+pub async fn replay_until(
+    target: &Target,
+    scenario: &Scenario,
+    repeat: u32,
+    deadline: Option<std::time::Instant>,
+) -> ReplayReport {
     let every;
     let target = if scenario.expect == Expect::Violation(Clause::Noninterference)
         && target.binding().noninterference != NoninterferenceCheck::Every
@@ -123,6 +135,9 @@ pub async fn replay(target: &Target, scenario: &Scenario, repeat: u32) -> Replay
     let limits = model::limits_for(target.binding().caps, &scenario.steps);
     let mut runs = Vec::new();
     for attempt in 0..repeat.max(1) {
+        if attempt > 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
         let run = if scenario.is_concurrent() {
             let stagger = jittered(&scenario.stagger_us, attempt);
             run_grouped(target, limits, &scenario.steps, &scenario.groups, &stagger).await

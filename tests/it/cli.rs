@@ -185,9 +185,6 @@ fn url_target_finds_a_leak_in_a_running_clinic() {
     rt.block_on(running.shutdown());
 }
 
-/// Goal: the gate replays every checked-in scenario, explores its seeds, and
-/// reports a planted fault as exit 1 with JUnit and JSON that say so; a
-/// budget that leaves no seed explored is unknown (exit 3), never a pass.
 /// Goal: a gate over a directory with no scenario says so rather than
 /// passing as if it had replayed them (issue 11). Method: an empty
 /// directory, one seed; the note names the directory.
@@ -207,6 +204,9 @@ fn a_gate_over_no_scenarios_says_so() {
     assert!(text.contains("scenarios 0/0"), "{text}");
 }
 
+/// Goal: the gate replays every checked-in scenario, explores its seeds, and
+/// reports a planted fault as exit 1 with JUnit and JSON that say so; a
+/// budget that leaves no seed explored is unknown (exit 3), never a pass.
 #[test]
 fn the_gate_on_the_embedded_clinic_reports_a_planted_fault() {
     let dir = tempfile::tempdir().unwrap();

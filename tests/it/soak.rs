@@ -403,7 +403,12 @@ fn a_soak_measures_how_often_its_scenarios_reproduce() {
         })
         .unwrap_or_else(|| panic!("no summary line: {text}"));
     assert!(!findings.is_empty(), "{text}");
-    assert_eq!(findings.iter().sum::<u64>(), violations, "{text}");
+    // The summary lists the ten most frequent distinct findings.
+    if findings.len() < 10 {
+        assert_eq!(findings.iter().sum::<u64>(), violations, "{text}");
+    } else {
+        assert!(findings.iter().sum::<u64>() <= violations, "{text}");
+    }
     assert!(violations > 2 * findings.len() as u64, "{text}");
     let err = String::from_utf8_lossy(&out.stderr);
     let violation_lines = err.lines().filter(|l| l.starts_with("violation: ")).count();
@@ -412,10 +417,11 @@ fn a_soak_measures_how_often_its_scenarios_reproduce() {
         "{violation_lines} violation lines on stderr for {} distinct findings: {err}",
         findings.len()
     );
-    for n in &findings {
-        assert!(
-            md.contains(&format!("| {n} |")),
-            "no count {n} in report.md: {md}"
-        );
+    // Each is one row of report.md's table: its count, then its signature.
+    for line in text.lines().filter_map(|l| l.strip_prefix("finding: ")) {
+        let (n, rest) = line.split_once('×').unwrap();
+        let signature = rest.trim_start().split_once(": ").unwrap().0;
+        let row = format!("| {n} | {signature} |");
+        assert!(md.contains(&row), "no row `{row}` in report.md: {md}");
     }
 }

@@ -167,8 +167,10 @@ pub struct DistinctFinding {
     /// The first scenario file written for this signature, if any.
     pub scenario: Option<PathBuf>,
     /// Other scenarios for the same finding (other pairings of a race's
-    /// steps, see [`alternatives`]): if one replays more often than
-    /// `scenario`, it replaces it in the file after the soak.
+    /// steps, see [`alternatives`]; the soak's unscaled spacing; for a
+    /// finding that names no one else, the observer with each likeliest race
+    /// partner): if one replays more often than `scenario`, it replaces it in
+    /// the file after the soak.
     pub alternatives: Vec<Scenario>,
     /// How many of the replays of `scenario` reproduced it, out of how many
     /// reached a verdict (measured after the soak, on the same target).
@@ -389,6 +391,9 @@ struct Pending {
 #[derive(Debug)]
 struct Stats {
     latency: Vec<Histogram<u64>>,
+    /// The fastest served (2xx) answer of each action, in microseconds (0:
+    /// none yet): what a replay on an unloaded service should take.
+    fastest_us: [u64; ACTIONS.len()],
     recent: Histogram<u64>,
     coverage: [u64; ACTIONS.len()],
     upgrade_then_history: u64,
@@ -747,29 +752,47 @@ impl Shared {
             } => Some(*r),
             _ => None,
         };
-        // The fastest answer of each action so far: what a replay on an
-        // unloaded service should take (see `history::stagger`).
-        let fastest_us: Vec<u64> = lock(&self.stats)
-            .latency
-            .iter()
-            .map(Histogram::min)
-            .collect();
+        // The fastest served answer of each action so far: what a replay on
+        // an unloaded service should take (see `history::stagger`).
+        let fastest_us = lock(&self.stats).fastest_us;
         let (observer, index) = (violation.patient, violation.step);
         let Some(built) = build(events.clone(), observer, index, key, &fastest_us) else {
             return (None, Vec::new(), Vec::new());
         };
         let mut others = alternatives(&events, observer, index, key, &fastest_us, &built);
+        // The spacing as the soak saw it, unscaled: tried after the others,
+        // in case the fastest answers understate a replay's.
+        if let Some(unscaled) = build(events.clone(), observer, index, key, &[])
+            && unscaled.stagger_us != built.stagger_us
+        {
+            others.push(unscaled);
+        }
         if involved.len() == 1 {
             // A finding that names no one else may still be a race's: more
             // candidates add each of the likeliest partners, measured like
-            // the others after the soak.
-            for partner in self.race_partners(slot, &own) {
+            // the others after the soak. Only what the observer sent before
+            // the observation was answered can have raced with it.
+            let cutoff = observed.map_or(u64::MAX, |(sent, answered)| sent.max(answered));
+            let mine: Vec<Event> = own
+                .iter()
+                .filter(|e| e.sent_us <= cutoff)
+                .cloned()
+                .collect();
+            for partner in self.race_partners(slot, &mine) {
                 let pair = BTreeSet::from([observer, partner]);
                 let mut paired: Vec<Event> = Vec::new();
                 for log in &self.logs {
                     paired.extend(lock(log).of(&pair));
                 }
-                if let Some(with_partner) = build(paired, observer, index, None, &fastest_us) {
+                // The partner's life may have been forgotten meanwhile.
+                if !paired.iter().any(|e| e.step.patient() == partner) {
+                    continue;
+                }
+                if let Some(with_partner) = build(paired, observer, index, None, &fastest_us)
+                    && !others.iter().chain(std::iter::once(&built)).any(|o| {
+                        (&o.steps, &o.groups) == (&with_partner.steps, &with_partner.groups)
+                    })
+                {
                     others.push(with_partner);
                 }
             }
@@ -831,8 +854,12 @@ impl Shared {
             if i == slot {
                 continue;
             }
-            let log = lock(log);
-            for life in [&log.previous, &log.current] {
+            // Copied out, so the slot's worker is not held up meanwhile.
+            let lives = {
+                let log = lock(log);
+                [log.previous.clone(), log.current.clone()]
+            };
+            for life in &lives {
                 let Some(first) = life.first() else {
                     continue;
                 };
@@ -970,6 +997,7 @@ pub async fn soak(
         logs: (0..slots).map(|_| Mutex::new(SlotLog::default())).collect(),
         stats: Mutex::new(Stats {
             latency: ACTIONS.iter().map(|_| histogram()).collect(),
+            fastest_us: [0; ACTIONS.len()],
             recent: histogram(),
             coverage: [0; ACTIONS.len()],
             upgrade_then_history: 0,
@@ -1257,6 +1285,13 @@ async fn live_recording(
                 return false;
             }
         };
+        if observation.is_success() {
+            let mut stats = lock(&shared.stats);
+            let fastest = &mut stats.fastest_us[step.action_index()];
+            if *fastest == 0 || latency_us < *fastest {
+                *fastest = latency_us;
+            }
+        }
         let accepted =
             observation.is_success() || matches!(step, Step::Probe { .. } | Step::Play { .. });
         if let Some(event) = lock(&shared.logs[slot]).current.last_mut() {
