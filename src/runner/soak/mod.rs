@@ -1274,9 +1274,14 @@ async fn live_recording(
         let answered_us = shared.micros();
         shared.done.fetch_add(1, Ordering::Relaxed);
         {
+            let served = result.as_ref().is_ok_and(Observation::is_success);
             let mut stats = lock(&shared.stats);
             let _ = stats.latency[step.action_index()].record(latency_us);
             let _ = stats.recent.record(latency_us);
+            let fastest = &mut stats.fastest_us[step.action_index()];
+            if served && (*fastest == 0 || latency_us < *fastest) {
+                *fastest = latency_us;
+            }
         }
         let observation = match result {
             Ok(observation) => observation,
@@ -1285,13 +1290,6 @@ async fn live_recording(
                 return false;
             }
         };
-        if observation.is_success() {
-            let mut stats = lock(&shared.stats);
-            let fastest = &mut stats.fastest_us[step.action_index()];
-            if *fastest == 0 || latency_us < *fastest {
-                *fastest = latency_us;
-            }
-        }
         let accepted =
             observation.is_success() || matches!(step, Step::Probe { .. } | Step::Play { .. });
         if let Some(event) = lock(&shared.logs[slot]).current.last_mut() {
